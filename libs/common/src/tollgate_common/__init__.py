@@ -1,0 +1,1 @@
+"""What every Tollgate service shares: settings, logging, auth, errors, DB helpers."""

@@ -1,0 +1,133 @@
+"""The one server interceptor: call context, authentication, metrics and errors.
+
+For every unary RPC it takes the request id from the metadata (Envoy sets one), checks
+the bearer token unless the method is anonymous, runs the handler, and turns any
+exception into the public error of ``grpc_errors``: domain errors through the service's
+table, anything else into ``internal_error`` with the request id, logged with its trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from typing import Any
+
+import grpc
+from prometheus_client import Counter, Histogram
+
+from tollgate_common import errors, grpc_errors
+from tollgate_common.auth import TokenVerifier, bearer_token
+from tollgate_common.context import principal_var, request_id_var
+from tollgate_common.idempotency import REPLAYED_HEADER
+
+logger = logging.getLogger(__name__)
+
+RPCS = Counter(
+    "tollgate_grpc_server_handled_total",
+    "RPCs completed, by method and public status.",
+    ["method", "http_status"],
+)
+LATENCY = Histogram(
+    "tollgate_grpc_server_handling_seconds",
+    "RPC latency, by method.",
+    ["method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+Behaviour = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+
+
+class CallContextInterceptor(grpc.aio.ServerInterceptor):
+    """Sets up the call context and maps failures to the public errors."""
+
+    def __init__(
+        self,
+        verifier: TokenVerifier | None,
+        error_table: Mapping[type[errors.DomainError], grpc_errors.PublicError],
+        anonymous_methods: Collection[str] = (),
+    ) -> None:
+        self._verifier = verifier
+        self._table = {**grpc_errors.COMMON_ERRORS, **error_table}
+        self._anonymous = frozenset(anonymous_methods)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        """Wrap unary handlers of our own services; leave health and reflection."""
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if (
+            handler is None
+            or handler.unary_unary is None
+            or method.startswith("/grpc.")
+        ):
+            return handler
+        behaviour = self._wrap(method, handler.unary_unary)
+        return grpc.unary_unary_rpc_method_handler(
+            behaviour,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _wrap(self, method: str, inner: Behaviour) -> Behaviour:
+        name = method.rsplit("/", 1)[-1]
+
+        async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            metadata = dict(context.invocation_metadata() or ())
+            request_id_var.set(str(metadata.get("x-request-id") or uuid.uuid4()))
+            principal_var.set(None)
+            status = 200
+            try:
+                await self._authenticate(method, metadata)
+                return await inner(request, context)
+            except errors.DomainError as error:
+                public = grpc_errors.lookup(error, self._table)
+                status = public.http_status
+                log = logger.info if status < 500 else logger.error
+                log("%s failed: %s", name, public.error)
+                body = grpc_errors.envelope(
+                    public.error, error.message, **error.context
+                )
+                replay = ((REPLAYED_HEADER, "true"),) if error.replayed else ()
+                await grpc_errors.abort(context, status, body, replay)
+            except grpc.aio.AbortError:
+                status = _abort_status(context)
+                raise
+            except Exception:
+                status = 500
+                logger.exception("%s failed unexpectedly", name)
+                body = grpc_errors.envelope(
+                    "internal_error",
+                    "Something went wrong on our side.",
+                    request_id=request_id_var.get(),
+                )
+                await grpc_errors.abort(context, status, body)
+            finally:
+                RPCS.labels(name, str(status)).inc()
+                LATENCY.labels(name).observe(time.perf_counter() - started)
+
+        return behaviour
+
+    async def _authenticate(self, method: str, metadata: dict[str, Any]) -> None:
+        token = bearer_token(metadata.get("authorization"))
+        if token is None:
+            if method in self._anonymous:
+                return
+            raise errors.AuthenticationRequired("A bearer token is required.")
+        if self._verifier is None:
+            return
+        principal_var.set(await self._verifier.verify(token))
+
+
+def _abort_status(context: grpc.aio.ServicerContext) -> int:
+    for key, value in context.trailing_metadata() or ():
+        if key == grpc_errors.HTTP_STATUS_HEADER:
+            return int(value)
+    return 500

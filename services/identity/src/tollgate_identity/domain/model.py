@@ -1,0 +1,87 @@
+"""Users, organisations and the rule that places a new user in one."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    """What a user may do in their organisation."""
+
+    ADMIN = "admin"
+    MEMBER = "member"
+
+
+@dataclass(frozen=True, slots=True)
+class Organisation:
+    """A tenant."""
+
+    id: uuid.UUID
+    name: str
+    slug: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A person, identified by their provider's issuer and subject."""
+
+    id: uuid.UUID
+    issuer: str
+    subject: str
+    email: str
+    name: str
+    role: Role
+    organisation_id: uuid.UUID
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What a verified ID token says about the person logging in."""
+
+    issuer: str
+    subject: str
+    email: str
+    name: str
+    hosted_domain: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OrganisationPlan:
+    """The organisation a first login joins or creates.
+
+    ``domain`` is None for a personal organisation, which only its creator joins.
+    """
+
+    name: str
+    slug: str
+    domain: str | None
+
+
+def plan_organisation(
+    identity: Identity, consumer_domains: frozenset[str], provider_is_google: bool
+) -> OrganisationPlan:
+    """A company domain's shared organisation, or a personal one.
+
+    Google says which accounts belong to a Workspace domain with the ``hd`` claim;
+    a Google account without it is a personal one whatever its address. Other
+    providers are trusted for the verified address's domain, except the mailbox
+    providers listed in ``consumer_domains``.
+    """
+    domain = identity.email.rpartition("@")[2].lower()
+    personal = domain in consumer_domains or (
+        provider_is_google and identity.hosted_domain is None
+    )
+    if personal:
+        suffix = uuid.uuid4().hex[:12]
+        return OrganisationPlan(
+            name=identity.name or identity.email, slug=f"personal-{suffix}", domain=None
+        )
+    label = domain.split(".", 1)[0]
+    return OrganisationPlan(
+        name=label[:1].upper() + label[1:], slug=domain.replace(".", "-"), domain=domain
+    )

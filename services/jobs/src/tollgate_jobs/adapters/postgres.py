@@ -1,0 +1,236 @@
+"""Jobs and idempotency records in Postgres."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tollgate_jobs.domain.model import Job, JobStatus, Outcome
+from tollgate_jobs.service_layer.ports import Claim, Record
+
+_JOB_COLUMNS = (
+    "id, organisation_id, user_id, status, text, charge_id, created_at, result, error"
+)
+
+# The primary key (organisation_id, key) decides who runs a request; a lapsed
+# in-progress lock is taken over in the same statement, keeping its attempt id.
+_CLAIM = sa.text(
+    """
+    INSERT INTO idempotency_records AS r
+        (organisation_id, key, endpoint, fingerprint, state, attempt, locked_until)
+    VALUES (:org, :key, :endpoint, :fingerprint, 'in_progress', :attempt,
+            now() + make_interval(secs => :lock))
+    ON CONFLICT (organisation_id, key) DO UPDATE
+        SET locked_until = now() + make_interval(secs => :lock)
+        WHERE r.state = 'in_progress' AND r.locked_until < now()
+          AND r.endpoint = EXCLUDED.endpoint AND r.fingerprint = EXCLUDED.fingerprint
+    RETURNING attempt
+    """
+)
+_RECORD = sa.text(
+    "SELECT endpoint, fingerprint, state, attempt, outcome FROM idempotency_records "
+    "WHERE organisation_id = :org AND key = :key"
+)
+_COMPLETE = sa.text(
+    "UPDATE idempotency_records "
+    "SET state = 'completed', outcome = CAST(:outcome AS jsonb) "
+    "WHERE organisation_id = :org AND key = :key"
+)
+_RELEASE = sa.text(
+    "DELETE FROM idempotency_records "
+    "WHERE organisation_id = :org AND key = :key AND state = 'in_progress'"
+)
+_PRUNE = sa.text(
+    "DELETE FROM idempotency_records "
+    "WHERE created_at < now() - make_interval(secs => :seconds)"
+)
+_CREATE_JOB = sa.text(
+    f"""
+    WITH inserted AS (
+        INSERT INTO jobs (id, organisation_id, user_id, status, text, charge_id,
+                          created_at)
+        VALUES (:id, :org, :user_id, 'pending', :text, :charge_id, :created_at)
+        ON CONFLICT (organisation_id, charge_id) DO NOTHING
+        RETURNING {_JOB_COLUMNS}
+    )
+    SELECT {_JOB_COLUMNS} FROM inserted
+    UNION ALL
+    SELECT {_JOB_COLUMNS} FROM jobs
+    WHERE organisation_id = :org AND charge_id = :charge_id
+    LIMIT 1
+    """
+)
+_GET_JOB = sa.text(
+    f"SELECT {_JOB_COLUMNS} FROM jobs WHERE organisation_id = :org AND id = :id"
+)
+_TRANSITION = sa.text(
+    f"""
+    UPDATE jobs SET status = :to_status, result = coalesce(:result, result),
+        error = coalesce(:error, error), updated_at = now(),
+        attempts = attempts + CASE WHEN :to_status = 'running' THEN 1 ELSE 0 END,
+        refund_state = CASE WHEN :to_status = 'failed' THEN 'pending'
+                            ELSE refund_state END
+    WHERE id = :id AND status = :from_status
+    RETURNING {_JOB_COLUMNS}
+    """
+)
+_REFUNDED = sa.text("UPDATE jobs SET refund_state = 'done' WHERE id = :id")
+
+
+class PostgresIdempotency:
+    """``IdempotencyPort`` on the idempotency_records table."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def claim(
+        self,
+        organisation_id: uuid.UUID,
+        key: str,
+        endpoint: str,
+        fingerprint: str,
+        lock_seconds: float,
+    ) -> Claim:
+        """Insert or take over an in-progress record, or report the existing one."""
+        params = {
+            "org": organisation_id,
+            "key": key,
+            "endpoint": endpoint,
+            "fingerprint": fingerprint,
+            "attempt": uuid.uuid4().hex,
+            "lock": lock_seconds,
+        }
+        async with self._engine.begin() as db:
+            attempt = (await db.execute(_CLAIM, params)).scalar()
+            if attempt is not None:
+                return Claim(True, attempt)
+            row = (
+                (await db.execute(_RECORD, {"org": organisation_id, "key": key}))
+                .mappings()
+                .first()
+            )
+        if row is None:
+            # Released between the two statements: the caller may simply retry.
+            return Claim(False, "", None)
+        outcome = row["outcome"]
+        return Claim(
+            False,
+            row["attempt"],
+            Record(
+                endpoint=row["endpoint"],
+                fingerprint=row["fingerprint"],
+                completed=row["state"] == "completed",
+                attempt=row["attempt"],
+                outcome=Outcome(**outcome) if outcome else None,
+            ),
+        )
+
+    async def complete(
+        self, organisation_id: uuid.UUID, key: str, outcome: Outcome
+    ) -> None:
+        """Store the outcome."""
+        async with self._engine.begin() as db:
+            await db.execute(
+                _COMPLETE,
+                {"org": organisation_id, "key": key, "outcome": outcome.to_json()},
+            )
+
+    async def release(self, organisation_id: uuid.UUID, key: str) -> None:
+        """Delete an in-progress record."""
+        async with self._engine.begin() as db:
+            await db.execute(_RELEASE, {"org": organisation_id, "key": key})
+
+    async def prune(self, older_than_seconds: float) -> int:
+        """Delete records past their retention; returns how many."""
+        async with self._engine.begin() as db:
+            result = await db.execute(_PRUNE, {"seconds": older_than_seconds})
+            return result.rowcount
+
+
+class PostgresJobs:
+    """``JobsPort`` on the jobs table."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def create(self, job: Job) -> Job:
+        """Insert the job, or return the one recorded for its charge."""
+        async with self._engine.begin() as db:
+            row = (
+                (
+                    await db.execute(
+                        _CREATE_JOB,
+                        {
+                            "id": job.id,
+                            "org": job.organisation_id,
+                            "user_id": job.user_id,
+                            "text": job.text,
+                            "charge_id": job.charge_id,
+                            "created_at": job.created_at,
+                        },
+                    )
+                )
+                .mappings()
+                .one()
+            )
+        return _job(row)
+
+    async def get(self, organisation_id: uuid.UUID, job_id: uuid.UUID) -> Job | None:
+        """A job of an organisation."""
+        async with self._engine.connect() as db:
+            row = (
+                (await db.execute(_GET_JOB, {"org": organisation_id, "id": job_id}))
+                .mappings()
+                .first()
+            )
+        return _job(row) if row else None
+
+    async def transition(
+        self,
+        job_id: uuid.UUID,
+        from_status: JobStatus,
+        to_status: JobStatus,
+        result: str | None = None,
+        error: str | None = None,
+    ) -> Job | None:
+        """Compare-and-set the status."""
+        async with self._engine.begin() as db:
+            row = (
+                (
+                    await db.execute(
+                        _TRANSITION,
+                        {
+                            "id": job_id,
+                            "from_status": from_status.value,
+                            "to_status": to_status.value,
+                            "result": result,
+                            "error": error,
+                        },
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        return _job(row) if row else None
+
+    async def mark_refunded(self, job_id: uuid.UUID) -> None:
+        """Record the refund."""
+        async with self._engine.begin() as db:
+            await db.execute(_REFUNDED, {"id": job_id})
+
+
+def _job(row: Any) -> Job:
+    return Job(
+        id=row["id"],
+        organisation_id=row["organisation_id"],
+        user_id=row["user_id"],
+        status=JobStatus(row["status"]),
+        text=row["text"],
+        charge_id=row["charge_id"],
+        created_at=row["created_at"],
+        result=row["result"],
+        error=row["error"],
+    )

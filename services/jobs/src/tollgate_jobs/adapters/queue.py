@@ -1,0 +1,47 @@
+"""The job queue: Taskiq on a Redis stream, acknowledged after the job's outcome."""
+
+from __future__ import annotations
+
+import uuid
+
+from taskiq.kicker import AsyncKicker
+from taskiq_redis import RedisStreamBroker
+
+from tollgate_common.errors import DependencyUnavailable
+
+SUMMARISE_TASK = "tollgate.summarise"
+
+
+def make_broker(
+    url: str, stream: str, reclaim_after_seconds: float
+) -> RedisStreamBroker:
+    """The broker both the jobs service (to send) and the worker (to run) use.
+
+    Messages a worker took but did not acknowledge (it died) are claimed by another
+    worker once idle for ``reclaim_after_seconds``. The group starts at the stream's
+    beginning so that jobs queued before the first worker started are not skipped.
+    """
+    return RedisStreamBroker(
+        url=url,
+        queue_name=stream,
+        consumer_group_name=f"{stream}-workers",
+        consumer_id="0",
+        idle_timeout=int(reclaim_after_seconds * 1000),
+        unacknowledged_lock_timeout=reclaim_after_seconds,
+        socket_connect_timeout=2,
+        socket_timeout=2,
+    )
+
+
+class TaskiqQueue:
+    """``QueuePort`` on a Taskiq broker."""
+
+    def __init__(self, broker: RedisStreamBroker) -> None:
+        self._kicker: AsyncKicker[[str], None] = AsyncKicker(SUMMARISE_TASK, broker, {})
+
+    async def enqueue(self, job_id: uuid.UUID) -> None:
+        """Send the job to the workers."""
+        try:
+            await self._kicker.kiq(str(job_id))
+        except Exception as error:
+            raise DependencyUnavailable("The job queue is unavailable.") from error

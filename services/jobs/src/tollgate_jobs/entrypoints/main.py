@@ -1,0 +1,75 @@
+"""The jobs process: ``python -m tollgate_jobs.entrypoints.main``."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+
+import grpc
+
+from tollgate.jobs.v1 import jobs_service_pb2, jobs_service_pb2_grpc
+from tollgate_common import db, logs, server
+from tollgate_common.clients import channel, standard_verifier
+from tollgate_common.interceptor import CallContextInterceptor
+from tollgate_common.settings import load
+from tollgate_jobs.adapters.ledger_client import GrpcLedger
+from tollgate_jobs.adapters.postgres import PostgresIdempotency, PostgresJobs
+from tollgate_jobs.adapters.queue import TaskiqQueue, make_broker
+from tollgate_jobs.entrypoints.errors import ERRORS
+from tollgate_jobs.entrypoints.servicer import JobsServicer
+from tollgate_jobs.entrypoints.settings import JobsSettings
+from tollgate_jobs.service_layer.products import Products
+
+
+async def run(settings: JobsSettings) -> None:
+    """Wire the jobs service together and serve it."""
+    engine = db.make_engine(settings.database_url, settings.database_pool_size)
+    broker = make_broker(
+        settings.redis_url, settings.queue_stream, settings.queue_reclaim_seconds
+    )
+    await broker.startup()
+    ledger_channel = channel(settings.ledger_target, settings.call_timeout_seconds)
+    products = Products(
+        ledger=GrpcLedger(ledger_channel),
+        jobs=PostgresJobs(engine),
+        queue=TaskiqQueue(broker),
+        records=PostgresIdempotency(engine),
+        lock_seconds=settings.idempotency_lock_seconds,
+    )
+    verifier = standard_verifier(
+        settings.identity_target,
+        settings.token_issuer,
+        settings.token_audience,
+        settings.call_timeout_seconds,
+    )
+    interceptor = CallContextInterceptor(verifier, ERRORS)
+
+    def register(grpc_server: grpc.aio.Server) -> list[str]:
+        jobs_service_pb2_grpc.add_JobsServiceServicer_to_server(
+            JobsServicer(products), grpc_server
+        )
+        return [jobs_service_pb2.DESCRIPTOR.services_by_name["JobsService"].full_name]
+
+    async def stop() -> None:
+        await broker.shutdown()
+        await ledger_channel.close()
+        await engine.dispose()
+
+    await server.serve(
+        settings,
+        register,
+        [interceptor],
+        healthy=functools.partial(db.reachable, engine),
+        on_stop=stop,
+    )
+
+
+def main() -> None:
+    """Read the settings once, configure logging, serve."""
+    settings = load(JobsSettings)
+    logs.configure("jobs", settings.log_level)
+    asyncio.run(run(settings))
+
+
+if __name__ == "__main__":
+    main()

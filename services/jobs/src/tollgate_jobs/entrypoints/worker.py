@@ -1,0 +1,55 @@
+"""The Taskiq worker: ``taskiq worker tollgate_jobs.entrypoints.worker:broker``.
+
+Taskiq imports this module to find the broker, so this is where the worker reads its
+settings and wires its dependencies, once per worker process at start-up.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from taskiq import TaskiqEvents, TaskiqState
+
+from tollgate_common import db, logs
+from tollgate_common.clients import channel
+from tollgate_common.context import request_id_var
+from tollgate_common.settings import load
+from tollgate_jobs.adapters.ledger_client import GrpcLedger
+from tollgate_jobs.adapters.postgres import PostgresJobs
+from tollgate_jobs.adapters.queue import SUMMARISE_TASK, make_broker
+from tollgate_jobs.entrypoints.settings import JobsSettings
+from tollgate_jobs.service_layer.worker import JobRunner
+
+settings = load(JobsSettings)
+broker = make_broker(
+    settings.redis_url, settings.queue_stream, settings.queue_reclaim_seconds
+)
+
+
+@broker.on_event(TaskiqEvents.WORKER_STARTUP)
+async def start(state: TaskiqState) -> None:
+    """Open the database pool and the ledger channel."""
+    logs.configure("worker", settings.log_level)
+    state.engine = db.make_engine(settings.database_url, settings.database_pool_size)
+    state.channel = channel(settings.ledger_target, settings.call_timeout_seconds)
+    state.runner = JobRunner(
+        PostgresJobs(state.engine),
+        GrpcLedger(state.channel),
+        settings.worker_slow_down_seconds,
+    )
+
+
+@broker.on_event(TaskiqEvents.WORKER_SHUTDOWN)
+async def stop(state: TaskiqState) -> None:
+    """Close what ``start`` opened."""
+    await state.channel.close()
+    await state.engine.dispose()
+
+
+@broker.task(task_name=SUMMARISE_TASK)
+async def summarise(job_id: str, **_: Any) -> None:
+    """Run one summarisation job by id."""
+    request_id_var.set(f"job:{job_id}")
+    runner: JobRunner = broker.state.runner
+    await runner.run(uuid.UUID(job_id))

@@ -1,0 +1,240 @@
+"""The paid products' use cases: analyse, summarise, and reading a job back.
+
+Summarise follows the order the architecture fixes: charge, record the job, enqueue,
+with a refund on every path that does not reach "enqueued". Both products honour an
+Idempotency-Key: the first request with a key runs and its outcome is stored; the
+ledger charge reference is derived from the key's attempt, so a request retried after
+dying half-way is never charged twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from tollgate_common.context import Principal
+from tollgate_common.errors import DependencyUnavailable, DomainError
+from tollgate_jobs.domain import text as text_rules
+from tollgate_jobs.domain.errors import (
+    REPLAYABLE,
+    IdempotencyConflict,
+    IdempotencyKeyReused,
+    JobNotFound,
+)
+from tollgate_jobs.domain.model import (
+    ANALYSE,
+    SUMMARISE,
+    Job,
+    JobStatus,
+    Outcome,
+    Product,
+    check_text,
+    fingerprint,
+)
+from tollgate_jobs.service_layer.ports import (
+    IdempotencyPort,
+    JobsPort,
+    LedgerPort,
+    QueuePort,
+)
+
+logger = logging.getLogger(__name__)
+
+Action = Callable[[str], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A paid call's response body, and whether it is a stored one replayed."""
+
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+class Products:
+    """Analyse, summarise and job lookups for the caller's organisation."""
+
+    def __init__(
+        self,
+        ledger: LedgerPort,
+        jobs: JobsPort,
+        queue: QueuePort,
+        records: IdempotencyPort,
+        lock_seconds: float,
+    ) -> None:
+        self._ledger = ledger
+        self._jobs = jobs
+        self._queue = queue
+        self._records = records
+        self._lock_seconds = lock_seconds
+
+    async def analyse(self, caller: Principal, text: str, key: str | None) -> Answer:
+        """Charge 25 credits and count the words of a text."""
+        check_text(text)
+
+        async def action(reference: str) -> dict[str, Any]:
+            charge = await self._charge(caller, ANALYSE, reference)
+            return {
+                "result": text_rules.analyse(text),
+                "credits_remaining": charge.balance,
+            }
+
+        return await self._once(caller, key, ANALYSE, {"text": text}, action)
+
+    async def summarise(self, caller: Principal, text: str, key: str | None) -> Answer:
+        """Charge 10 credits, record the job and queue it."""
+        check_text(text)
+
+        async def action(reference: str) -> dict[str, Any]:
+            charge = await self._charge(caller, SUMMARISE, reference)
+            job = Job(
+                id=uuid.uuid4(),
+                organisation_id=caller.organisation_id,
+                user_id=caller.user_id,
+                status=JobStatus.PENDING,
+                text=text,
+                charge_id=charge.transaction_id,
+                created_at=datetime.now(UTC),
+            )
+            try:
+                job = await self._jobs.create(job)
+            except Exception as error:
+                await self._refund(job, "the job could not be recorded")
+                raise DependencyUnavailable(
+                    "The job could not be recorded; the charge was refunded."
+                ) from error
+            if job.status is JobStatus.PENDING:
+                await self._enqueue(job)
+            return {"job_id": str(job.id), "credits_remaining": charge.balance}
+
+        return await self._once(caller, key, SUMMARISE, {"text": text}, action)
+
+    async def job(self, caller: Principal, job_id: str) -> Job:
+        """A job of the caller's organisation; JobNotFound for any other id."""
+        try:
+            ident = uuid.UUID(job_id)
+        except ValueError:
+            raise JobNotFound(f"No job found with ID {job_id}") from None
+        job = await self._jobs.get(caller.organisation_id, ident)
+        if job is None:
+            raise JobNotFound(f"No job found with ID {job_id}")
+        return job
+
+    async def _charge(self, caller: Principal, product: Product, reference: str):
+        return await self._ledger.charge(
+            caller.organisation_id,
+            caller.user_id,
+            product.price,
+            product.reason,
+            reference,
+        )
+
+    async def _enqueue(self, job: Job) -> None:
+        try:
+            await self._queue.enqueue(job.id)
+        except Exception as error:
+            logger.error(
+                "could not enqueue job", extra={"fields": {"job_id": str(job.id)}}
+            )
+            await self._jobs.transition(
+                job.id,
+                JobStatus.PENDING,
+                JobStatus.FAILED,
+                error="The job could not be queued.",
+            )
+            await self._refund(job, "the job could not be queued")
+            raise DependencyUnavailable(
+                "The job queue is unavailable; the charge was refunded."
+            ) from error
+
+    async def _refund(self, job: Job, why: str) -> None:
+        try:
+            await self._ledger.refund(
+                job.organisation_id,
+                job.charge_id,
+                f"Refund: {SUMMARISE.endpoint} ({why})",
+            )
+        except Exception:
+            # The job record, if there is one, keeps refund_state 'pending' for a
+            # retry; without a record the charge stays until an operator refunds it.
+            logger.exception(
+                "refund failed", extra={"fields": {"charge_id": str(job.charge_id)}}
+            )
+            return
+        await self._mark_refunded(job)
+
+    async def _mark_refunded(self, job: Job) -> None:
+        try:
+            await self._jobs.mark_refunded(job.id)
+        except Exception:
+            logger.exception("could not record a refund; the ledger has it")
+
+    async def _once(
+        self,
+        caller: Principal,
+        key: str | None,
+        product: Product,
+        body: dict[str, Any],
+        action: Action,
+    ) -> Answer:
+        """Run ``action`` at most once per Idempotency-Key, replaying its outcome."""
+        if key is None:
+            return Answer(await action(f"{product.endpoint}:{uuid.uuid4()}"))
+        org = caller.organisation_id
+        claim = await self._records.claim(
+            org,
+            key,
+            product.endpoint,
+            fingerprint(product.endpoint, body),
+            self._lock_seconds,
+        )
+        if not claim.claimed:
+            return _replay(claim.existing, product, body)
+
+        try:
+            response = await action(f"{product.endpoint}:{key}:{claim.attempt}")
+        except DomainError as error:
+            if type(error).__name__ not in REPLAYABLE:
+                await self._records.release(org, key)
+                raise
+            await self._records.complete(
+                org,
+                key,
+                Outcome(
+                    error_type=type(error).__name__,
+                    error_message=error.message,
+                    error_context=error.context,
+                ),
+            )
+            raise
+        except BaseException:
+            await self._records.release(org, key)
+            raise
+        await self._records.complete(org, key, Outcome(body=response))
+        return Answer(response)
+
+
+def _replay(record: Any, product: Product, body: dict[str, Any]) -> Answer:
+    if record is None:
+        raise IdempotencyConflict("A request with this Idempotency-Key is in progress.")
+    if record.endpoint != product.endpoint or record.fingerprint != fingerprint(
+        product.endpoint, body
+    ):
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was already used with a different request."
+        )
+    if not record.completed or record.outcome is None:
+        raise IdempotencyConflict("A request with this Idempotency-Key is in progress.")
+    outcome = record.outcome
+    if outcome.error_type is not None:
+        error = REPLAYABLE[outcome.error_type](
+            outcome.error_message, **(outcome.error_context or {})
+        )
+        error.replayed = True
+        raise error
+    assert outcome.body is not None
+    return Answer(outcome.body, replayed=True)

@@ -1,0 +1,5 @@
+"""Alembic environment of the ledger schema."""
+
+from tollgate_common.migrations import run
+
+run("ledger")

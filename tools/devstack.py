@@ -1,0 +1,314 @@
+"""Start and stop a whole Tollgate stack on this machine, by process id.
+
+``python tools/devstack.py up`` prepares the database, starts the development
+identity provider, the three services, the worker and Envoy in the background, and
+returns once ``GET /health`` answers 200. ``down`` stops what ``up`` started. The test
+suite uses the same code with its own ports, database and Redis stream, so it never
+disturbs a stack someone is using.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+SERVICES = ("identity", "ledger", "jobs")
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Where one stack listens and keeps its state."""
+
+    name: str = "dev"
+    gateway_port: int = 8000
+    admin_port: int = 9901
+    grpc_base_port: int = 50051
+    metrics_base_port: int = 9101
+    oidc_port: int = 9400
+    database: str = "tollgate"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    queue_stream: str = "tollgate:jobs"
+    admin_dsn: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def run_dir(self) -> Path:
+        """Pids, logs and rendered config of this stack."""
+        return ROOT / ".run" / self.name
+
+    @property
+    def gateway_url(self) -> str:
+        """The public base URL."""
+        return f"http://localhost:{self.gateway_port}"
+
+    @property
+    def oidc_issuer(self) -> str:
+        """The development provider's issuer (its host must match exactly)."""
+        return os.environ.get("TOLLGATE_OIDC_ISSUER") or (
+            f"http://127.0.0.1:{self.oidc_port}"
+        )
+
+    def grpc_target(self, service: str) -> str:
+        """host:port of a service's gRPC server."""
+        return f"127.0.0.1:{self.grpc_base_port + SERVICES.index(service)}"
+
+    def database_url(self, role: str) -> str:
+        """An asyncpg URL for one of the service roles."""
+        return f"postgresql+asyncpg://{role}@127.0.0.1:5432/{self.database}"
+
+
+class Stack:
+    """The processes of one stack."""
+
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.pids = config.run_dir / "pids"
+        self.logs = config.run_dir / "logs"
+
+    def up(self, timeout: float = 90.0) -> None:
+        """Prepare the database and start every process; wait for health."""
+        self.pids.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.prepare_database()
+        if "TOLLGATE_OIDC_ISSUER" not in os.environ:
+            self.start(
+                "oidc",
+                [
+                    str(VENV_BIN / "oidc-provider-mock"),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.config.oidc_port),
+                ],
+            )
+        for service in SERVICES:
+            self.start_service(service)
+        self.start_worker()
+        self.start_gateway()
+        self.wait_healthy(timeout)
+
+    def prepare_database(self) -> None:
+        """Create schemas and roles, then migrate each service; idempotent."""
+        _run(
+            [
+                sys.executable,
+                str(ROOT / "tools" / "db_setup.py"),
+                "--admin-dsn",
+                self.config.admin_dsn,
+                "--database",
+                self.config.database,
+            ]
+        )
+        for service in SERVICES:
+            _run(
+                [
+                    str(VENV_BIN / "alembic"),
+                    "-c",
+                    str(ROOT / "services" / service / "alembic.ini"),
+                    "-x",
+                    f"url={self.config.database_url(f'tollgate_{service}_owner')}",
+                    "upgrade",
+                    "head",
+                ]
+            )
+
+    def environment(self, service: str) -> dict[str, str]:
+        """The settings a service process of this stack gets."""
+        index = SERVICES.index(service) if service in SERVICES else 3
+        env = {
+            **os.environ,
+            "TOLLGATE_GRPC_LISTEN": self.config.grpc_target(service)
+            if service in SERVICES
+            else "127.0.0.1:0",
+            "TOLLGATE_METRICS_PORT": str(self.config.metrics_base_port + index),
+            "TOLLGATE_DATABASE_URL": self.config.database_url(
+                f"tollgate_{'jobs' if service == 'worker' else service}"
+            ),
+            "TOLLGATE_IDENTITY_TARGET": self.config.grpc_target("identity"),
+            "TOLLGATE_LEDGER_TARGET": self.config.grpc_target("ledger"),
+            "TOLLGATE_JOBS_TARGET": self.config.grpc_target("jobs"),
+            "TOLLGATE_REDIS_URL": self.config.redis_url,
+            "TOLLGATE_QUEUE_STREAM": self.config.queue_stream,
+            "TOLLGATE_OIDC_ISSUER": self.config.oidc_issuer,
+            "TOLLGATE_OIDC_REDIRECT_URI": f"{self.config.gateway_url}/auth/callback",
+            "TOLLGATE_SIGNING_KEYS_DIR": str(ROOT / ".dev" / "keys" / self.config.name),
+        }
+        env.update(self.config.extra_env)
+        return env
+
+    def start_service(self, service: str) -> None:
+        """Start one gRPC service."""
+        module = f"tollgate_{service}.entrypoints.main"
+        self.start(service, [sys.executable, "-m", module], self.environment(service))
+
+    def start_worker(self) -> None:
+        """Start the Taskiq worker."""
+        self.start(
+            "worker",
+            [
+                str(VENV_BIN / "taskiq"),
+                "worker",
+                "tollgate_jobs.entrypoints.worker:broker",
+                "--workers",
+                "1",
+                "--ack-type",
+                "when_executed",
+                "--no-configure-logging",
+                "--shutdown-timeout",
+                "10",
+            ],
+            self.environment("worker"),
+        )
+
+    def start_gateway(self) -> None:
+        """Render Envoy's configuration and start it."""
+        config = self.config.run_dir / "envoy.yaml"
+        _run(
+            [
+                sys.executable,
+                str(ROOT / "gateway" / "render.py"),
+                "--out",
+                str(config),
+                "--listen-port",
+                str(self.config.gateway_port),
+                "--admin-port",
+                str(self.config.admin_port),
+                "--identity",
+                self.config.grpc_target("identity"),
+                "--ledger",
+                self.config.grpc_target("ledger"),
+                "--jobs",
+                self.config.grpc_target("jobs"),
+                "--descriptor",
+                str(ROOT / "build" / "tollgate.pb"),
+            ]
+        )
+        self.start(
+            "envoy",
+            [
+                str(VENV_BIN / "envoy"),
+                "-c",
+                str(config),
+                "--log-level",
+                "warn",
+                "--disable-hot-restart",
+            ],
+        )
+
+    def start(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None
+    ) -> None:
+        """Start a process in its own session, remembering its pid."""
+        if self.running(name):
+            raise SystemExit(f"{name} of stack {self.config.name} is already running")
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
+        process = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env or dict(os.environ),
+            cwd=ROOT,
+            start_new_session=True,
+        )
+        (self.pids / f"{name}.pid").write_text(str(process.pid))
+
+    def running(self, name: str) -> bool:
+        """Whether the process started under this name is alive."""
+        pid = self._pid(name)
+        if pid is None:
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, wait: float = 15.0) -> None:
+        """Signal a process group and wait for it to end."""
+        pid = self._pid(name)
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, sig)
+        deadline = time.monotonic() + wait
+        while self.running(name) and time.monotonic() < deadline:
+            _reap(pid)
+            time.sleep(0.1)
+        if self.running(name):
+            os.killpg(pid, signal.SIGKILL)
+            _reap(pid)
+        (self.pids / f"{name}.pid").unlink(missing_ok=True)
+
+    def down(self) -> None:
+        """Stop everything this stack started, gateway first."""
+        for name in ("envoy", "jobs", "worker", "ledger", "identity", "oidc"):
+            self.stop(name)
+
+    def wait_healthy(self, timeout: float) -> None:
+        """Wait for GET /health through the gateway to answer 200."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(
+                    f"{self.config.gateway_url}/health", timeout=2
+                ) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.3)
+        for log in sorted(self.logs.glob("*.log")):
+            tail = log.read_text(errors="replace").splitlines()[-15:]
+            print(f"--- {log.name}\n" + "\n".join(tail), file=sys.stderr)
+        raise SystemExit(f"stack {self.config.name} did not become healthy")
+
+    def _pid(self, name: str) -> int | None:
+        path = self.pids / f"{name}.pid"
+        return int(path.read_text()) if path.exists() else None
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _run(argv: list[str]) -> None:
+    result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed:\n{result.stdout}{result.stderr}")
+
+
+def main() -> None:
+    """``up`` or ``down`` the development stack."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("command", choices=["up", "down"])
+    args = parser.parse_args()
+    stack = Stack(StackConfig())
+    if args.command == "down":
+        stack.down()
+        print("stopped")
+        return
+    stack.up()
+    url = stack.config.gateway_url
+    print(
+        f"Tollgate is up.\n  API and console  {url}/\n  health           {url}/health\n"
+        f"  login            {url}/auth/google\n"
+        f"  identity provider {stack.config.oidc_issuer}\n"
+        f"  Envoy admin      http://127.0.0.1:{stack.config.admin_port}/\n"
+        f"  logs             {stack.logs}\n  stop with        make down"
+    )
+
+
+if __name__ == "__main__":
+    main()
