@@ -29,6 +29,7 @@ local BY_GRPC = {
   [5] = {404, "not_found", "Not found."},
   [7] = {403, "forbidden", "This action is not allowed."},
   [8] = {429, "rate_limited", "Too many requests."},
+  [12] = {404, "not_found", "Not found."}, -- also what Envoy tells gRPC callers
   [14] = {503, "service_unavailable", "The service is temporarily unavailable."},
   [16] = {401, "authentication_required", "Authentication required."},
 }

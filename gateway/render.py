@@ -147,6 +147,7 @@ def endpoints(spec: str) -> str:
 
 
 def render(args: argparse.Namespace) -> str:
+    """Fill the template from the parsed command line."""
     descriptor = Path(args.descriptor).resolve()
     lua = lua_rules(body_rules(descriptor.read_bytes()))
     lua += "\n\n" + (HERE / "errors.lua").read_text()
@@ -164,6 +165,7 @@ def render(args: argparse.Namespace) -> str:
 
 
 def main() -> None:
+    """Parse the command line and write the rendered config."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--listen-port", type=int, default=8000)

@@ -14,7 +14,7 @@ import uuid
 import httpx
 
 sys.path.insert(0, os.path.dirname(__file__))
-from devclient import Person, login  # noqa: E402
+from devclient import Person, login
 
 GATEWAY = os.environ.get("TOLLGATE_GATEWAY", "http://localhost:8000")
 ISSUER = os.environ.get("TOLLGATE_OIDC_ISSUER", "http://127.0.0.1:9400")

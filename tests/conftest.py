@@ -1,0 +1,72 @@
+"""Fixtures shared by every test: the test stack's configuration and database.
+
+The suite runs its own stack (ports 18000, 19901, 51051-51053, 19400), its own
+database ``tollgate_test`` and its own Redis stream, so it never disturbs a stack
+started with ``make up`` nor reconfigures the machine's shared servers.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+
+from devstack import Stack, StackConfig  # noqa: E402
+
+TEST_STACK = StackConfig(
+    name="test",
+    gateway_port=18000,
+    admin_port=19901,
+    grpc_base_port=51051,
+    metrics_base_port=19101,
+    oidc_port=19400,
+    database="tollgate_test",
+    queue_stream="tollgate-test:jobs",
+)
+
+
+@pytest.fixture(scope="session")
+def stack_config() -> StackConfig:
+    """Where the test stack listens."""
+    return TEST_STACK
+
+
+@pytest.fixture(scope="session")
+def prepared_database(stack_config: StackConfig) -> StackConfig:
+    """The test database with every service's migrations applied."""
+    Stack(stack_config).prepare_database()
+    return stack_config
+
+
+@pytest.fixture(scope="session")
+def running_stack(prepared_database: StackConfig) -> Iterator[Stack]:
+    """The whole platform, started once for the session and stopped after it."""
+    stack = Stack(prepared_database)
+    stack.down()
+    stack.up()
+    yield stack
+    stack.down()
+
+
+@pytest.fixture(scope="session")
+async def ledger_engine(prepared_database: StackConfig) -> AsyncIterator[AsyncEngine]:
+    """The ledger's own role on the test database."""
+    engine = create_async_engine(
+        prepared_database.database_url("tollgate_ledger"), pool_size=20, max_overflow=0
+    )
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def jobs_engine(prepared_database: StackConfig) -> AsyncIterator[AsyncEngine]:
+    """The jobs service's own role on the test database."""
+    engine = create_async_engine(prepared_database.database_url("tollgate_jobs"))
+    yield engine
+    await engine.dispose()
