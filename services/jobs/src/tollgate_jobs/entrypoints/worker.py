@@ -36,7 +36,7 @@ async def start(state: TaskiqState) -> None:
     state.runner = JobRunner(
         PostgresJobs(state.engine),
         GrpcLedger(state.channel),
-        settings.worker_slow_down_seconds,
+        slow_down_seconds=settings.worker_slow_down_seconds,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 
 from tollgate_jobs.domain import text as text_rules
 from tollgate_jobs.domain.model import SUMMARISE, Job, JobStatus
@@ -22,10 +23,15 @@ class JobRunner:
     """Runs one job to a terminal status."""
 
     def __init__(
-        self, jobs: JobsPort, ledger: LedgerPort, slow_down_seconds: float = 0.0
+        self,
+        jobs: JobsPort,
+        ledger: LedgerPort,
+        summarise: Callable[[str], str] = text_rules.summarise,
+        slow_down_seconds: float = 0.0,
     ) -> None:
         self._jobs = jobs
         self._ledger = ledger
+        self._summarise = summarise
         self._slow_down = slow_down_seconds
 
     async def run(self, job_id: uuid.UUID) -> JobStatus | None:
@@ -38,7 +44,7 @@ class JobRunner:
             if self._slow_down:
                 # Test-only: widens the window in which a worker can be killed mid-job.
                 await asyncio.sleep(self._slow_down)
-            summary = text_rules.summarise(job.text)
+            summary = self._summarise(job.text)
         except Exception as error:
             logger.exception("job failed", extra={"fields": _ids(job_id)})
             await self._fail(job, f"Summarisation failed: {type(error).__name__}")
