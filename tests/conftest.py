@@ -2,11 +2,14 @@
 
 The suite runs its own stack (ports 18000, 19901, 51051-51053, 19400), its own
 database ``tollgate_test`` and its own Redis stream, so it never disturbs a stack
-started with ``make up`` nor reconfigures the machine's shared servers.
+started with ``make up`` nor reconfigures the machine's shared servers. Setting
+``TOLLGATE_TEST_SLOT=N`` (1 to 9) moves all of it (ports + 10 N, database and stream
+suffixed), so that several suites can run side by side.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,15 +22,17 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 from devstack import Stack, StackConfig  # noqa: E402
 
+SLOT = int(os.environ.get("TOLLGATE_TEST_SLOT", "0"))
+SUFFIX = f"_{SLOT}" if SLOT else ""
 TEST_STACK = StackConfig(
-    name="test",
-    gateway_port=18000,
-    admin_port=19901,
-    grpc_base_port=51051,
-    metrics_base_port=19101,
-    oidc_port=19400,
-    database="tollgate_test",
-    queue_stream="tollgate-test:jobs",
+    name=f"test{SUFFIX}",
+    gateway_port=18000 + 10 * SLOT,
+    admin_port=19901 + 10 * SLOT,
+    grpc_base_port=51051 + 10 * SLOT,
+    metrics_base_port=19101 + 10 * SLOT,
+    oidc_port=19400 + 10 * SLOT,
+    database=f"tollgate_test{SUFFIX}",
+    queue_stream=f"tollgate-test{SUFFIX}:jobs",
 )
 
 
