@@ -20,17 +20,17 @@ local PASSED = {"location", "set-cookie", "idempotent-replayed", "retry-after"}
 local LABELS = {
   TYPE_STRING = "string", TYPE_BYTES = "string", TYPE_ENUM = "string",
   TYPE_BOOL = "boolean", TYPE_DOUBLE = "number", TYPE_FLOAT = "number",
-  list = "list", object = "object",
 }
+local UNAVAILABLE = "The service is temporarily unavailable."
 -- gRPC status without an envelope (a service bug): status, code, message.
 local BY_GRPC = {
   [3] = {422, "validation_error", "The request is invalid."},
-  [4] = {503, "service_unavailable", "The service is temporarily unavailable."},
+  [4] = {503, "service_unavailable", UNAVAILABLE},
   [5] = {404, "not_found", "Not found."},
   [7] = {403, "forbidden", "This action is not allowed."},
   [8] = {429, "rate_limited", "Too many requests."},
   [12] = {404, "not_found", "Not found."}, -- also what Envoy tells gRPC callers
-  [14] = {503, "service_unavailable", "The service is temporarily unavailable."},
+  [14] = {503, "service_unavailable", UNAVAILABLE},
   [16] = {401, "authentication_required", "Authentication required."},
 }
 
@@ -50,8 +50,8 @@ local function envelope(code, message, request_id)
     .. json_string(message) .. extra .. "}}"
 end
 
-local function label(kind)
-  return LABELS[kind] or (kind:find("INT") and "integer") or kind
+local function label(kind) -- TYPE_INT32 (the transcoder's words) or integer (ours)
+  return LABELS[kind] or (kind:find("INT", 1, true) and "integer") or kind
 end
 
 -- A small scanner for the top level of a JSON object: returns a list of
@@ -214,13 +214,14 @@ local function gateway_error(status, message, request_id)
     if message:find("\n", 1, true) then -- JSON syntax errors quote the input
       return 400, envelope("malformed_request", "The body is not valid JSON.")
     end
-    local loc, kind = message:match("^([%w_.%[%]]+): invalid value .* for type (%u[%u%d_]+)$")
-    if loc then
+    local loc, kind = message:match(
+      "^([%w_.%[%]]+): invalid value .* for type (%u[%u%d_]+)$")
+    if loc then -- "amount: invalid value 2.5 for type TYPE_INT32"
       return 422, envelope("validation_error",
         "body" .. ARROW .. loc .. ": Input should be a valid " .. label(kind))
     end
     local where, problem = message:match("^([%w_.%[%]]*): (.+)$")
-    if where then
+    if where then -- ": Proto field is not repeating, cannot start list." and the like
       local field = where ~= "" and ARROW .. where or ""
       return 422, envelope("validation_error", "body" .. field .. ": " .. problem)
     end
@@ -233,7 +234,7 @@ local function gateway_error(status, message, request_id)
     return 413, envelope("payload_too_large", "The body is too large.")
   end
   if status == 503 or status == 504 then
-    return 503, envelope("service_unavailable", "The service is temporarily unavailable.")
+    return 503, envelope("service_unavailable", UNAVAILABLE)
   end
   if status >= 500 then
     return 500, envelope("internal_error", "Internal server error.", request_id)
@@ -260,7 +261,8 @@ function envoy_on_response(handle)
   local wanted = tonumber(meta["x-http-status"] or "")
   local text = body:getBytes(0, body:length())
   -- convert_grpc_status turned an error status into {"code": N, "message": ...}
-  local grpc = tonumber(meta["grpc-status"] or text:match('^{"code":(%d+)') or "")
+  local converted = status >= 400 and text:match('^{"code":(%d+)')
+  local grpc = tonumber(meta["grpc-status"] or converted or "")
   local stored = handle:streamInfo():dynamicMetadata():get("tollgate") or {}
   local request_id = stored.request_id or ""
   local new_status, new_body = nil, nil
@@ -279,12 +281,13 @@ function envoy_on_response(handle)
     headers:replace(":status", tostring(wanted)) -- success: only the status changes
     return
   elseif status >= 400 then
-    local wrapped = text:match('^{"detail":{"error":"malformed_request","message":"(.*)"}}%s*$')
+    local wrapped = text:match(
+      '^{"detail":{"error":"malformed_request","message":"(.*)"}}')
     if text:match('^%s*{%s*"detail"%s*:') and not wrapped then
       return -- already in the envelope (a local reply, or 422 from envoy_on_request)
     end
-    new_status, new_body = gateway_error(status, wrapped and decode_string(wrapped) or text,
-      request_id)
+    local message = wrapped and decode_string(wrapped) or text
+    new_status, new_body = gateway_error(status, message, request_id)
   else
     return
   end

@@ -30,10 +30,10 @@ SERVICES = (
 INDENT = " " * 18  # of the Lua code under inline_string in the template
 HTTP_RULE_EXTENSION = 72295728  # google.api.http on MethodOptions
 VERBS = {2: "GET", 3: "PUT", 4: "POST", 5: "DELETE", 6: "PATCH"}  # HttpRule fields
-SCALARS = {1: "number", 2: "number", 8: "boolean", 9: "string", 12: "string"}
-SCALARS |= {14: "string"} | dict.fromkeys(
-    (3, 4, 5, 6, 7, 13, 15, 16, 17, 18), "integer"
-)
+# FieldDescriptorProto.Type -> the JSON value it takes (an enum takes its name)
+SCALARS = dict.fromkeys((3, 4, 5, 6, 7, 13, 15, 16, 17, 18), "integer")
+SCALARS |= {1: "number", 2: "number", 8: "boolean", 9: "string", 12: "string"}
+SCALARS[14] = "string"
 
 Field = tuple[int, int | bytes]
 
