@@ -17,7 +17,10 @@ $(STAMP): requirements.txt libs/common/pyproject.toml libs/api/pyproject.toml \
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
-	$(PY) -m pip install --quiet --no-deps -e libs/api -e libs/common \
+	# "compat" editable installs put each src/ folder on sys.path, so the stubs that
+	# `make proto` generates into libs/api/src later are importable without a reinstall.
+	$(PY) -m pip install --quiet --no-deps --config-settings editable_mode=compat \
+		-e libs/api -e libs/common \
 		-e services/identity -e services/ledger -e services/jobs
 	touch $(STAMP)
 
@@ -31,7 +34,7 @@ proto: $(STAMP)
 	./tools/gen_protos.sh
 
 lint: install
-	$(BUF) lint
+	$(BUF) lint "build/tollgate.pb#format=binpb" --config buf.yaml --path tollgate
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
@@ -42,7 +45,7 @@ down:
 	@test -x $(PY) && $(PY) tools/devstack.py down || true
 
 test: install
-	$(BUF) lint
+	$(BUF) lint "build/tollgate.pb#format=binpb" --config buf.yaml --path tollgate
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest
 

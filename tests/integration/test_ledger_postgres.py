@@ -143,10 +143,10 @@ async def test_refunds_of_unknown_foreign_or_refunded_charges_move_nothing(
     assert (await ledger.balance(other))[0] == 100
 
 
-async def test_a_grant_outside_its_range_records_nothing(ledger: Ledger) -> None:
-    """A zero, negative or oversized grant is refused before anything is written."""
+async def test_a_grant_of_nothing_records_nothing(ledger: Ledger) -> None:
+    """A zero or negative grant is refused before anything is written."""
     org = uuid.uuid4()
-    for amount in (0, -5, 1_000_001):
+    for amount in (0, -5):
         with pytest.raises(InvalidRequest):
             await ledger.grant(movement(org, amount))
     balance, recent = await ledger.balance(org)

@@ -9,7 +9,7 @@ import pytest
 from fakes import FakeJobs, FakeLedger, FakeQueue, FakeRecords, statuses
 
 from tollgate_common.context import Principal
-from tollgate_common.errors import DependencyUnavailable, InvalidRequest
+from tollgate_common.errors import DependencyUnavailable
 from tollgate_jobs.domain.errors import (
     IdempotencyKeyReused,
     InsufficientCredits,
@@ -82,13 +82,6 @@ async def test_a_stored_402_is_replayed_as_402(products, caller, parts) -> None:
         await products.analyse(caller, TEXT, "poor")
     assert again.value.replayed and not first.value.replayed
     assert again.value.context == {"balance": 10, "required": 25}
-
-
-async def test_validation_errors_are_not_stored(products, caller) -> None:
-    """A 422 leaves the key free for a corrected request."""
-    with pytest.raises(InvalidRequest, match="text"):
-        await products.analyse(caller, "short", "k")
-    assert (await products.analyse(caller, TEXT, "k")).body["credits_remaining"] == 75
 
 
 async def test_keys_are_scoped_to_the_organisation(products, caller) -> None:

@@ -1,7 +1,8 @@
 """The one server interceptor: call context, authentication, metrics and errors.
 
 For every unary RPC it takes the request id from the metadata (Envoy sets one), checks
-the bearer token unless the method is anonymous, runs the handler, and turns any
+the bearer token unless the method is anonymous, validates the request against the
+rules its proto declares, runs the handler, and turns any
 exception into the public error of ``grpc_errors``: domain errors through the service's
 table, anything else into ``internal_error`` with the request id, logged with its trace.
 """
@@ -17,7 +18,7 @@ from typing import Any
 import grpc
 from prometheus_client import Counter, Histogram
 
-from tollgate_common import errors, grpc_errors
+from tollgate_common import errors, grpc_errors, validation
 from tollgate_common.auth import TokenVerifier, bearer_token
 from tollgate_common.context import principal_var, request_id_var
 from tollgate_common.idempotency import REPLAYED_HEADER
@@ -86,6 +87,7 @@ class CallContextInterceptor(grpc.aio.ServerInterceptor):
             status = 200
             try:
                 await self._authenticate(method, metadata)
+                validation.validate(method, request)
                 return await inner(request, context)
             except errors.DomainError as error:
                 public = grpc_errors.lookup(error, self._table)

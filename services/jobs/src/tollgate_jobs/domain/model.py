@@ -10,9 +10,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from tollgate_common.errors import InvalidRequest
-from tollgate_jobs.domain.text import MAX_TEXT, MIN_TEXT
-
 
 @dataclass(frozen=True, slots=True)
 class Product:
@@ -62,16 +59,6 @@ class Job:
     created_at: datetime
     result: str | None = None
     error: str | None = None
-
-
-def check_text(text: str) -> str:
-    """The text of a paid call, if its length is within the product's limits."""
-    if not MIN_TEXT <= len(text) <= MAX_TEXT:
-        raise InvalidRequest(
-            f"body → text: String should have between {MIN_TEXT} and {MAX_TEXT} "
-            f"characters (it has {len(text)})"
-        )
-    return text
 
 
 @dataclass(frozen=True, slots=True)

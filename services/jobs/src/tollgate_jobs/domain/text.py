@@ -19,7 +19,6 @@ _SENTENCE_END = regex.compile(
     r"(?<=[.!?\u0964\u06d4][\"'\u201d\u2019)\]]*)\s+"
     r"|(?<=[\u3002\uff01\uff1f][\"'\u201d\u2019)\]\u300d\u300f]*)\s*"
 )
-MIN_TEXT, MAX_TEXT = 10, 2000
 
 
 def words(text: str) -> list[str]:

@@ -23,9 +23,8 @@ from tollgate_ledger.domain.errors import (
 )
 
 # Public amounts travel as int32: proto3's JSON mapping would quote an int64.
+# (The limits of a request, such as a grant's size, are declared in the protos.)
 MAX_BALANCE = 2**31 - 1
-MAX_GRANT = 1_000_000
-MAX_REASON_LENGTH = 500
 
 
 class Kind(StrEnum):
@@ -103,11 +102,7 @@ class CreditsAccount:
 
     def grant(self, movement: Movement) -> Transaction:
         """Add credits from the grants account."""
-        _check_reason(movement.reason)
-        if not 1 <= movement.amount <= MAX_GRANT:
-            raise InvalidRequest(
-                f"body → amount: Input should be between 1 and {MAX_GRANT}"
-            )
+        _check_positive(movement)
         if self.balance + movement.amount > MAX_BALANCE:
             raise BalanceLimitExceeded(
                 "The grant would take the balance past its limit.",
@@ -118,9 +113,7 @@ class CreditsAccount:
 
     def charge(self, movement: Movement) -> Transaction:
         """Take credits into the usage account, never below zero."""
-        _check_reason(movement.reason)
-        if movement.amount < 1:
-            raise InvalidRequest("amount: Input should be at least 1")
+        _check_positive(movement)
         if self.balance < movement.amount:
             raise InsufficientCredits(
                 "The organisation does not have enough credits.",
@@ -180,9 +173,7 @@ def check_replay(existing: Transaction, movement: Movement, kind: Kind) -> Trans
     return existing
 
 
-def _check_reason(reason: str) -> None:
-    if not 1 <= len(reason) <= MAX_REASON_LENGTH:
-        raise InvalidRequest(
-            "body → reason: String should have between 1 and "
-            f"{MAX_REASON_LENGTH} characters"
-        )
+def _check_positive(movement: Movement) -> None:
+    # Credits only ever move in positive amounts; the sign comes from the kind.
+    if movement.amount < 1:
+        raise InvalidRequest("amount: must be at least 1")
