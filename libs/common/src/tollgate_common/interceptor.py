@@ -9,13 +9,16 @@ table, anything else into ``internal_error`` with the request id, logged with it
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
+import asyncpg
 import grpc
+import sqlalchemy.exc
 from prometheus_client import Counter, Histogram
 
 from tollgate_common import errors, grpc_errors, validation
@@ -102,14 +105,24 @@ class CallContextInterceptor(grpc.aio.ServerInterceptor):
             except grpc.aio.AbortError:
                 status = _abort_status(context)
                 raise
-            except Exception:
-                status = 500
-                logger.exception("%s failed unexpectedly", name)
-                body = grpc_errors.envelope(
-                    "internal_error",
-                    "Something went wrong on our side.",
-                    request_id=request_id_var.get(),
-                )
+            except Exception as error:
+                if _unavailable(error):
+                    status = 503
+                    logger.warning(
+                        "%s: a dependency is unavailable", name, exc_info=True
+                    )
+                    body = grpc_errors.envelope(
+                        "service_unavailable",
+                        "A service this call needs is unavailable; try again later.",
+                    )
+                else:
+                    status = 500
+                    logger.exception("%s failed unexpectedly", name)
+                    body = grpc_errors.envelope(
+                        "internal_error",
+                        "Something went wrong on our side.",
+                        request_id=request_id_var.get(),
+                    )
                 await grpc_errors.abort(context, status, body)
             finally:
                 RPCS.labels(name, str(status)).inc()
@@ -126,6 +139,48 @@ class CallContextInterceptor(grpc.aio.ServerInterceptor):
         if self._verifier is None:
             return
         principal_var.set(await self._verifier.verify(token))
+
+
+# Failures that mean "a database, queue or service could not be reached": the call
+# may be retried, and it moved nothing, since every write is one transaction.
+_UNAVAILABLE_TYPES: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    TimeoutError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.InterfaceError,
+)
+_NETWORK_ERRNOS = {
+    errno.ECONNREFUSED,
+    errno.ECONNRESET,
+    errno.EHOSTUNREACH,
+    errno.ENETUNREACH,
+    errno.ETIMEDOUT,
+    errno.EPIPE,
+}
+_UNAVAILABLE_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+
+
+def _unavailable(error: BaseException | None) -> bool:
+    """Whether ``error`` or anything that caused it is a failure to reach a peer."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, _UNAVAILABLE_TYPES):
+            return True
+        if isinstance(error, OSError) and error.errno in _NETWORK_ERRNOS:
+            return True
+        if (
+            isinstance(error, grpc.aio.AioRpcError)
+            and error.code() in _UNAVAILABLE_CODES
+        ):
+            return True
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return False
 
 
 def _abort_status(context: grpc.aio.ServicerContext) -> int:

@@ -26,8 +26,13 @@ async def serve(
     interceptors: Sequence[grpc.aio.ServerInterceptor],
     healthy: Callable[[], Awaitable[bool]],
     on_stop: Callable[[], Awaitable[None]] | None = None,
+    background: Sequence[Callable[[], Awaitable[None]]] = (),
 ) -> None:
-    """Serve until SIGTERM or SIGINT, then finish in-flight RPCs within the grace."""
+    """Serve until SIGTERM or SIGINT, then finish in-flight RPCs within the grace.
+
+    ``background`` loops (sweepers, pruning) run beside the server and are cancelled
+    when it stops.
+    """
     server = grpc.aio.server(interceptors=list(interceptors))
     service_names = list(register(server))
     health_servicer = health.aio.HealthServicer()
@@ -44,9 +49,12 @@ async def serve(
         "serving",
         extra={"fields": {"listen": settings.grpc_listen, "services": service_names}},
     )
-    watcher = asyncio.create_task(
-        _watch_health(health_servicer, [*service_names, ""], healthy)
-    )
+    tasks = [
+        asyncio.create_task(
+            _watch_health(health_servicer, [*service_names, ""], healthy)
+        ),
+        *(asyncio.create_task(loop()) for loop in background),
+    ]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -55,9 +63,11 @@ async def serve(
 
     logger.info("stopping", extra={"fields": {"grace": settings.grpc_grace_seconds}})
     await health_servicer.enter_graceful_shutdown()
-    watcher.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await watcher
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     await server.stop(settings.grpc_grace_seconds)
     if on_stop is not None:
         await on_stop()
@@ -81,3 +91,19 @@ async def _watch_health(
         for name in names:
             await servicer.set(name, serving if ok else not_serving)
         await asyncio.sleep(HEALTH_INTERVAL_SECONDS)
+
+
+def every(
+    seconds: float, action: Callable[[], Awaitable[object]], name: str
+) -> Callable[[], Awaitable[None]]:
+    """A background loop running ``action`` every ``seconds``, logging its failures."""
+
+    async def loop() -> None:
+        while True:
+            try:
+                await action()
+            except Exception:
+                logger.exception("%s failed; will try again", name)
+            await asyncio.sleep(seconds)
+
+    return loop

@@ -19,6 +19,8 @@ from tollgate_common.errors import InvalidRequest
 
 def validate(method: str, request: Message) -> None:
     """Raise InvalidRequest naming the first field that breaks its rules."""
+    if not isinstance(request, Message):
+        return
     try:
         violations = protovalidate.collect_violations(request)
     except protovalidate.CompilationError as error:

@@ -29,11 +29,12 @@ async def run(settings: JobsSettings) -> None:
     )
     await broker.startup()
     ledger_channel = channel(settings.ledger_target, settings.call_timeout_seconds)
+    records = PostgresIdempotency(engine)
     products = Products(
         ledger=GrpcLedger(ledger_channel),
         jobs=PostgresJobs(engine),
         queue=TaskiqQueue(broker),
-        records=PostgresIdempotency(engine),
+        records=records,
         lock_seconds=settings.idempotency_lock_seconds,
     )
     verifier = standard_verifier(
@@ -61,6 +62,15 @@ async def run(settings: JobsSettings) -> None:
         [interceptor],
         healthy=functools.partial(db.reachable, engine),
         on_stop=stop,
+        background=[
+            server.every(
+                settings.idempotency_prune_interval_seconds,
+                functools.partial(
+                    records.prune, settings.idempotency_retention_hours * 3600
+                ),
+                "pruning idempotency records",
+            )
+        ],
     )
 
 

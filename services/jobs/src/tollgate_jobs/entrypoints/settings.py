@@ -16,5 +16,6 @@ class JobsSettings(ServiceSettings):
     # An in-progress Idempotency-Key whose request died is taken over after this.
     idempotency_lock_seconds: float = 30.0
     idempotency_retention_hours: float = 24.0
+    idempotency_prune_interval_seconds: float = 600.0
     # Test-only: how long the worker waits inside each job.
     worker_slow_down_seconds: float = 0.0
