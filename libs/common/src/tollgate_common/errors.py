@@ -35,3 +35,11 @@ class InvalidRequest(DomainError):
 
 class DependencyUnavailable(DomainError):
     """A database, queue or other service could not be reached."""
+
+
+class RateLimited(DomainError):
+    """The organisation is over its rate limit; retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -44,6 +44,9 @@ COMMON_ERRORS: Mapping[type[errors.DomainError], PublicError] = {
     errors.DependencyUnavailable: PublicError(
         grpc.StatusCode.UNAVAILABLE, 503, "service_unavailable"
     ),
+    errors.RateLimited: PublicError(
+        grpc.StatusCode.RESOURCE_EXHAUSTED, 429, "rate_limited"
+    ),
 }
 INTERNAL = PublicError(grpc.StatusCode.INTERNAL, 500, "internal_error")
 

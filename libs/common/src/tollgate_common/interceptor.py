@@ -25,6 +25,7 @@ from tollgate_common import errors, grpc_errors, validation
 from tollgate_common.auth import TokenVerifier, bearer_token
 from tollgate_common.context import principal_var, request_id_var
 from tollgate_common.idempotency import REPLAYED_HEADER
+from tollgate_common.ratelimit import RateLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -51,10 +52,12 @@ class CallContextInterceptor(grpc.aio.ServerInterceptor):
         verifier: TokenVerifier | None,
         error_table: Mapping[type[errors.DomainError], grpc_errors.PublicError],
         anonymous_methods: Collection[str] = (),
+        limiter: RateLimiter | None = None,
     ) -> None:
         self._verifier = verifier
         self._table = {**grpc_errors.COMMON_ERRORS, **error_table}
         self._anonymous = frozenset(anonymous_methods)
+        self._limiter = limiter
 
     async def intercept_service(
         self,
@@ -100,8 +103,10 @@ class CallContextInterceptor(grpc.aio.ServerInterceptor):
                 body = grpc_errors.envelope(
                     public.error, error.message, **error.context
                 )
-                replay = ((REPLAYED_HEADER, "true"),) if error.replayed else ()
-                await grpc_errors.abort(context, status, body, replay)
+                extra = [(REPLAYED_HEADER, "true")] if error.replayed else []
+                if isinstance(error, errors.RateLimited):
+                    extra.append(("retry-after", str(error.retry_after)))
+                await grpc_errors.abort(context, status, body, extra)
             except grpc.aio.AbortError:
                 status = _abort_status(context)
                 raise
@@ -138,7 +143,15 @@ class CallContextInterceptor(grpc.aio.ServerInterceptor):
             raise errors.AuthenticationRequired("A bearer token is required.")
         if self._verifier is None:
             return
-        principal_var.set(await self._verifier.verify(token))
+        principal = await self._verifier.verify(token)
+        principal_var.set(principal)
+        # Internal calls are counted where the public call came in, not again here.
+        if self._limiter is not None and method not in self._anonymous:
+            wait = self._limiter.acquire(principal.organisation_id)
+            if wait is not None:
+                raise errors.RateLimited(
+                    "Too many requests for this organisation; slow down.", wait
+                )
 
 
 # Failures that mean "a database, queue or service could not be reached": the call

@@ -13,6 +13,8 @@ from typing import TypeVar
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tollgate_common.ratelimit import RateLimiter
+
 T = TypeVar("T", bound="ServiceSettings")
 
 
@@ -30,6 +32,8 @@ class ServiceSettings(BaseSettings):
     identity_target: str = "127.0.0.1:50051"
     # Deadline given to every outgoing gRPC call.
     call_timeout_seconds: float = 5.0
+    # Calls an organisation may make a minute on this service; 0 turns it off.
+    rate_limit_per_minute: int = 0
     token_issuer: str = "tollgate"
     token_audience: str = "tollgate-api"
 
@@ -40,3 +44,10 @@ def load(cls: type[T]) -> T:
         return cls()
     except ValidationError as error:
         sys.exit(f"invalid configuration:\n{error}")
+
+
+def rate_limiter(settings: ServiceSettings) -> RateLimiter | None:
+    """The configured per-organisation limiter, or None when it is off."""
+    if settings.rate_limit_per_minute <= 0:
+        return None
+    return RateLimiter(settings.rate_limit_per_minute)

@@ -11,7 +11,7 @@ from tollgate.jobs.v1 import jobs_service_pb2, jobs_service_pb2_grpc
 from tollgate_common import db, logs, server
 from tollgate_common.clients import channel, standard_verifier
 from tollgate_common.interceptor import CallContextInterceptor
-from tollgate_common.settings import load
+from tollgate_common.settings import load, rate_limiter
 from tollgate_jobs.adapters.ledger_client import GrpcLedger
 from tollgate_jobs.adapters.postgres import PostgresIdempotency, PostgresJobs
 from tollgate_jobs.adapters.queue import TaskiqQueue, make_broker
@@ -43,7 +43,9 @@ async def run(settings: JobsSettings) -> None:
         settings.token_audience,
         settings.call_timeout_seconds,
     )
-    interceptor = CallContextInterceptor(verifier, ERRORS)
+    interceptor = CallContextInterceptor(
+        verifier, ERRORS, limiter=rate_limiter(settings)
+    )
 
     def register(grpc_server: grpc.aio.Server) -> list[str]:
         jobs_service_pb2_grpc.add_JobsServiceServicer_to_server(

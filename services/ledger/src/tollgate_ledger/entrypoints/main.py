@@ -11,7 +11,7 @@ from tollgate.ledger.v1 import ledger_service_pb2, ledger_service_pb2_grpc
 from tollgate_common import db, logs, server
 from tollgate_common.clients import standard_verifier
 from tollgate_common.interceptor import CallContextInterceptor
-from tollgate_common.settings import load
+from tollgate_common.settings import load, rate_limiter
 from tollgate_ledger.adapters.postgres import PostgresUnitOfWork
 from tollgate_ledger.entrypoints.errors import ERRORS
 from tollgate_ledger.entrypoints.servicer import INTERNAL_METHODS, LedgerServicer
@@ -29,7 +29,9 @@ async def run(settings: LedgerSettings) -> None:
         settings.token_audience,
         settings.call_timeout_seconds,
     )
-    interceptor = CallContextInterceptor(verifier, ERRORS, INTERNAL_METHODS)
+    interceptor = CallContextInterceptor(
+        verifier, ERRORS, INTERNAL_METHODS, limiter=rate_limiter(settings)
+    )
 
     def register(grpc_server: grpc.aio.Server) -> list[str]:
         ledger_service_pb2_grpc.add_LedgerServiceServicer_to_server(
