@@ -138,6 +138,48 @@ class FakeJobs:
         self.jobs[job_id] = job
         return job
 
+    async def start(self, job_id, lease_seconds):
+        """Begin an attempt (leases never lapse in the fake)."""
+        job = self.jobs.get(job_id)
+        if job is None or job.status is not JobStatus.PENDING:
+            return None
+        job = dataclasses.replace(
+            job, status=JobStatus.RUNNING, attempts=job.attempts + 1
+        )
+        self.jobs[job_id] = job
+        return job
+
+    async def finish(self, job_id, attempt, to_status, result=None, error=None):
+        """End an attempt if it still holds the job."""
+        job = self.jobs.get(job_id)
+        if (
+            job is None
+            or job.status is not JobStatus.RUNNING
+            or job.attempts != attempt
+        ):
+            return None
+        job = dataclasses.replace(job, status=to_status, result=result, error=error)
+        self.jobs[job_id] = job
+        return job
+
+    async def stalled(self, pending_seconds, retry_base_seconds, limit):
+        """Nothing stalls in the fake."""
+        return []
+
+    async def requeue(self, job_id, attempt):
+        """Back to pending."""
+        job = self.jobs[job_id]
+        self.jobs[job_id] = dataclasses.replace(job, status=JobStatus.PENDING)
+        return self.jobs[job_id]
+
+    async def awaiting_refund(self, limit):
+        """Failed jobs not refunded yet."""
+        return [
+            job
+            for job in self.jobs.values()
+            if job.status is JobStatus.FAILED and job.id not in self.refunded
+        ]
+
     async def mark_refunded(self, job_id) -> None:
         """Record a refund."""
         self.refunded.add(job_id)

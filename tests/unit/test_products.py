@@ -17,7 +17,7 @@ from tollgate_jobs.domain.errors import (
 )
 from tollgate_jobs.domain.model import JobStatus
 from tollgate_jobs.service_layer.products import Products
-from tollgate_jobs.service_layer.worker import JobRunner
+from tollgate_jobs.service_layer.worker import JobRunner, RetryPolicy, Sweeper
 
 TEXT = "Some text that is long enough. It has two sentences."
 
@@ -148,6 +148,32 @@ async def test_a_failing_job_is_refunded_exactly_once(products, caller, parts) -
 
     assert await runner.run(job_id) is JobStatus.FAILED
     assert await runner.run(job_id) is None
-    assert jobs.jobs[job_id].error == "Summarisation failed: ZeroDivisionError"
+    assert jobs.jobs[job_id].error.startswith("Summarisation failed")
+    assert ledger.balances[caller.organisation_id] == 100
+    assert job_id in jobs.refunded
+
+
+async def test_a_refund_the_ledger_refuses_stays_due_until_the_sweeper_lands_it(
+    products, caller, parts
+) -> None:
+    """With the ledger down the job fails unrefunded; the sweep refunds it once."""
+    ledger, jobs, queue, _ = parts
+    job_id = uuid.UUID((await products.summarise(caller, TEXT, None)).body["job_id"])
+
+    def broken(text: str) -> str:
+        raise ValueError("bad text")
+
+    ledger.down = True
+    assert (
+        await JobRunner(jobs, ledger, summarise=broken).run(job_id) is JobStatus.FAILED
+    )
+    assert ledger.balances[caller.organisation_id] == 90
+    sweeper = Sweeper(jobs, ledger, queue, RetryPolicy())
+    await sweeper.sweep()
+    assert job_id not in jobs.refunded
+
+    ledger.down = False
+    await sweeper.sweep()
+    await sweeper.sweep()
     assert ledger.balances[caller.organisation_id] == 100
     assert job_id in jobs.refunded

@@ -12,7 +12,8 @@ from tollgate_jobs.domain.model import Job, JobStatus, Outcome
 from tollgate_jobs.service_layer.ports import Claim, Record
 
 _JOB_COLUMNS = (
-    "id, organisation_id, user_id, status, text, charge_id, created_at, result, error"
+    "id, organisation_id, user_id, status, text, charge_id, created_at, result, "
+    "error, attempts"
 )
 
 # The primary key (organisation_id, key) decides who runs a request; a lapsed
@@ -78,6 +79,49 @@ _TRANSITION = sa.text(
     """
 )
 _REFUNDED = sa.text("UPDATE jobs SET refund_state = 'done' WHERE id = :id")
+_START = sa.text(
+    f"""
+    UPDATE jobs SET status = 'running', attempts = attempts + 1, updated_at = now(),
+        lease_until = now() + make_interval(secs => :lease)
+    WHERE id = :id AND (status = 'pending'
+                        OR (status = 'running' AND lease_until < now()))
+    RETURNING {_JOB_COLUMNS}
+    """
+)
+_FINISH = sa.text(
+    f"""
+    UPDATE jobs SET status = :to_status, result = :result, error = :error,
+        updated_at = now(), lease_until = NULL,
+        refund_state = CASE WHEN :to_status = 'failed' THEN 'pending'
+                            ELSE refund_state END
+    WHERE id = :id AND status = 'running' AND attempts = :attempt
+    RETURNING {_JOB_COLUMNS}
+    """
+)
+# A running job is retried only once its lease has been over for a backoff that
+# doubles with every attempt, so a dependency that is down is not hammered.
+_STALLED = sa.text(
+    f"""
+    SELECT {_JOB_COLUMNS} FROM jobs
+    WHERE (status = 'pending'
+           AND updated_at < now() - make_interval(secs => :pending))
+       OR (status = 'running' AND lease_until < now()
+           - make_interval(secs => :base * power(2, greatest(attempts - 1, 0))))
+    ORDER BY updated_at LIMIT :limit
+    """
+)
+_REQUEUE = sa.text(
+    f"""
+    UPDATE jobs SET status = 'pending', updated_at = now(), lease_until = NULL
+    WHERE id = :id AND attempts = :attempt
+      AND (status = 'pending' OR (status = 'running' AND lease_until < now()))
+    RETURNING {_JOB_COLUMNS}
+    """
+)
+_AWAITING_REFUND = sa.text(
+    f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status = 'failed' "
+    "AND refund_state = 'pending' ORDER BY updated_at LIMIT :limit"
+)
 
 
 class PostgresIdempotency:
@@ -216,10 +260,58 @@ class PostgresJobs:
             )
         return _job(row) if row else None
 
+    async def start(self, job_id: uuid.UUID, lease_seconds: float) -> Job | None:
+        """Begin an attempt under a lease."""
+        return await self._one(_START, id=job_id, lease=lease_seconds)
+
+    async def finish(
+        self,
+        job_id: uuid.UUID,
+        attempt: int,
+        to_status: JobStatus,
+        result: str | None = None,
+        error: str | None = None,
+    ) -> Job | None:
+        """End an attempt, if it still holds the job."""
+        return await self._one(
+            _FINISH,
+            id=job_id,
+            attempt=attempt,
+            to_status=to_status.value,
+            result=result,
+            error=error,
+        )
+
+    async def stalled(
+        self, pending_seconds: float, retry_base_seconds: float, limit: int
+    ) -> list[Job]:
+        """Jobs that need the sweeper."""
+        return await self._many(
+            _STALLED, pending=pending_seconds, base=retry_base_seconds, limit=limit
+        )
+
+    async def requeue(self, job_id: uuid.UUID, attempt: int) -> Job | None:
+        """Back to pending."""
+        return await self._one(_REQUEUE, id=job_id, attempt=attempt)
+
+    async def awaiting_refund(self, limit: int) -> list[Job]:
+        """Failed and not refunded."""
+        return await self._many(_AWAITING_REFUND, limit=limit)
+
     async def mark_refunded(self, job_id: uuid.UUID) -> None:
         """Record the refund."""
         async with self._engine.begin() as db:
             await db.execute(_REFUNDED, {"id": job_id})
+
+    async def _one(self, query: sa.TextClause, **params: Any) -> Job | None:
+        async with self._engine.begin() as db:
+            row = (await db.execute(query, params)).mappings().first()
+        return _job(row) if row else None
+
+    async def _many(self, query: sa.TextClause, **params: Any) -> list[Job]:
+        async with self._engine.connect() as db:
+            rows = (await db.execute(query, params)).mappings().all()
+        return [_job(row) for row in rows]
 
 
 def _job(row: Any) -> Job:
@@ -233,4 +325,5 @@ def _job(row: Any) -> Job:
         created_at=row["created_at"],
         result=row["result"],
         error=row["error"],
+        attempts=row["attempts"],
     )

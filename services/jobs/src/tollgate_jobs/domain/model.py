@@ -59,6 +59,8 @@ class Job:
     created_at: datetime
     result: str | None = None
     error: str | None = None
+    # How many times a worker has started the job; each start is one attempt.
+    attempts: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from tollgate_jobs.entrypoints.errors import ERRORS
 from tollgate_jobs.entrypoints.servicer import JobsServicer
 from tollgate_jobs.entrypoints.settings import JobsSettings
 from tollgate_jobs.service_layer.products import Products
+from tollgate_jobs.service_layer.worker import Sweeper
 
 
 async def run(settings: JobsSettings) -> None:
@@ -29,11 +30,14 @@ async def run(settings: JobsSettings) -> None:
     )
     await broker.startup()
     ledger_channel = channel(settings.ledger_target, settings.call_timeout_seconds)
-    records = PostgresIdempotency(engine)
+    records, jobs = PostgresIdempotency(engine), PostgresJobs(engine)
+    queue = TaskiqQueue(broker)
+    ledger = GrpcLedger(ledger_channel)
+    sweeper = Sweeper(jobs, ledger, queue, settings.retry_policy())
     products = Products(
-        ledger=GrpcLedger(ledger_channel),
-        jobs=PostgresJobs(engine),
-        queue=TaskiqQueue(broker),
+        ledger=ledger,
+        jobs=jobs,
+        queue=queue,
         records=records,
         lock_seconds=settings.idempotency_lock_seconds,
     )
@@ -65,13 +69,14 @@ async def run(settings: JobsSettings) -> None:
         healthy=functools.partial(db.reachable, engine),
         on_stop=stop,
         background=[
+            server.every(settings.sweep_interval_seconds, sweeper.sweep, "sweeping"),
             server.every(
                 settings.idempotency_prune_interval_seconds,
                 functools.partial(
                     records.prune, settings.idempotency_retention_hours * 3600
                 ),
                 "pruning idempotency records",
-            )
+            ),
         ],
     )
 

@@ -7,6 +7,7 @@ settings and wires its dependencies, once per worker process at start-up.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from taskiq import TaskiqEvents, TaskiqState
@@ -18,6 +19,7 @@ from tollgate_common.settings import load
 from tollgate_jobs.adapters.ledger_client import GrpcLedger
 from tollgate_jobs.adapters.postgres import PostgresJobs
 from tollgate_jobs.adapters.queue import SUMMARISE_TASK, make_broker
+from tollgate_jobs.domain import text as text_rules
 from tollgate_jobs.entrypoints.settings import JobsSettings
 from tollgate_jobs.service_layer.worker import JobRunner
 
@@ -25,6 +27,19 @@ settings = load(JobsSettings)
 broker = make_broker(
     settings.redis_url, settings.queue_stream, settings.queue_reclaim_seconds
 )
+
+
+def summariser(fail_marker: str) -> Callable[[str], str]:
+    """The summariser, or for tests one that fails on texts with the marker."""
+    if not fail_marker:
+        return text_rules.summarise
+
+    def summarise(text: str) -> str:
+        if fail_marker in text:
+            raise RuntimeError("the text carries the test-only failure marker")
+        return text_rules.summarise(text)
+
+    return summarise
 
 
 @broker.on_event(TaskiqEvents.WORKER_STARTUP)
@@ -36,6 +51,8 @@ async def start(state: TaskiqState) -> None:
     state.runner = JobRunner(
         PostgresJobs(state.engine),
         GrpcLedger(state.channel),
+        summarise=summariser(settings.worker_fail_marker),
+        policy=settings.retry_policy(),
         slow_down_seconds=settings.worker_slow_down_seconds,
     )
 

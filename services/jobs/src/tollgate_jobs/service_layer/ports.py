@@ -109,5 +109,33 @@ class JobsPort(Protocol):
     ) -> Job | None:
         """Move a job if it is in ``from_status``; None if it was not."""
 
+    async def start(self, job_id: uuid.UUID, lease_seconds: float) -> Job | None:
+        """Begin an attempt: pending, or running with a lapsed lease, → running.
+
+        Returns the job with its new attempt number, or None if it is not startable
+        (finished, or running under a live lease).
+        """
+
+    async def finish(
+        self,
+        job_id: uuid.UUID,
+        attempt: int,
+        to_status: JobStatus,
+        result: str | None = None,
+        error: str | None = None,
+    ) -> Job | None:
+        """End attempt ``attempt``; None if another attempt has taken the job over."""
+
+    async def stalled(
+        self, pending_seconds: float, retry_base_seconds: float, limit: int
+    ) -> list[Job]:
+        """Jobs pending too long, or running under a lease that lapsed a backoff ago."""
+
+    async def requeue(self, job_id: uuid.UUID, attempt: int) -> Job | None:
+        """Put a stalled job back to pending for another attempt."""
+
+    async def awaiting_refund(self, limit: int) -> list[Job]:
+        """Failed jobs whose charge has not been refunded yet."""
+
     async def mark_refunded(self, job_id: uuid.UUID) -> None:
         """Record that a failed job's charge was refunded."""

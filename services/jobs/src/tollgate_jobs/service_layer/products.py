@@ -40,6 +40,7 @@ from tollgate_jobs.service_layer.ports import (
     LedgerPort,
     QueuePort,
 )
+from tollgate_jobs.service_layer.refunds import refund, refund_unrecorded
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ class Products:
             try:
                 job = await self._jobs.create(job)
             except Exception as error:
-                await self._refund(job, "the job could not be recorded")
+                await refund_unrecorded(self._ledger, job, "the job was not recorded")
                 raise DependencyUnavailable(
                     "The job could not be recorded; the charge was refunded."
                 ) from error
@@ -137,38 +138,16 @@ class Products:
             logger.error(
                 "could not enqueue job", extra={"fields": {"job_id": str(job.id)}}
             )
-            await self._jobs.transition(
+            failed = await self._jobs.transition(
                 job.id,
                 JobStatus.PENDING,
                 JobStatus.FAILED,
                 error="The job could not be queued.",
             )
-            await self._refund(job, "the job could not be queued")
+            await refund(self._jobs, self._ledger, failed or job)
             raise DependencyUnavailable(
                 "The job queue is unavailable; the charge was refunded."
             ) from error
-
-    async def _refund(self, job: Job, why: str) -> None:
-        try:
-            await self._ledger.refund(
-                job.organisation_id,
-                job.charge_id,
-                f"Refund: {SUMMARISE.endpoint} ({why})",
-            )
-        except Exception:
-            # The job record, if there is one, keeps refund_state 'pending' for a
-            # retry; without a record the charge stays until an operator refunds it.
-            logger.exception(
-                "refund failed", extra={"fields": {"charge_id": str(job.charge_id)}}
-            )
-            return
-        await self._mark_refunded(job)
-
-    async def _mark_refunded(self, job: Job) -> None:
-        try:
-            await self._jobs.mark_refunded(job.id)
-        except Exception:
-            logger.exception("could not record a refund; the ledger has it")
 
     async def _once(
         self,
