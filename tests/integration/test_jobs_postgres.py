@@ -124,3 +124,54 @@ async def test_one_charge_records_one_job(jobs_engine: AsyncEngine) -> None:
 
     first, second = await jobs.create(job()), await jobs.create(job())
     assert first.id == second.id
+
+
+def new_job() -> Job:
+    """A pending job of a fresh organisation."""
+    return Job(
+        uuid.uuid4(),
+        uuid.uuid4(),
+        uuid.uuid4(),
+        JobStatus.PENDING,
+        "t",
+        uuid.uuid4(),
+        datetime.now(UTC),
+    )
+
+
+async def test_an_overtaken_attempt_cannot_finish_the_job(
+    jobs_engine: AsyncEngine,
+) -> None:
+    """After a lease lapses another attempt owns the job; the first one's end is void."""
+    jobs = PostgresJobs(jobs_engine)
+    job = await jobs.create(new_job())
+    first = await jobs.start(job.id, lease_seconds=0.05)
+    assert first is not None and first.attempts == 1
+    assert await jobs.start(job.id, lease_seconds=30) is None
+    await asyncio.sleep(0.1)
+    second = await jobs.start(job.id, lease_seconds=30)
+    assert second is not None and second.attempts == 2
+
+    late = await jobs.finish(job.id, 1, JobStatus.COMPLETED, result="late")
+    done = await jobs.finish(job.id, 2, JobStatus.COMPLETED, result="on time")
+    assert late is None
+    assert done is not None and done.result == "on time"
+
+
+async def test_stalled_jobs_are_found_after_their_backoff(
+    jobs_engine: AsyncEngine,
+) -> None:
+    """A lapsed lease is stalled once the backoff has passed, not before."""
+    jobs = PostgresJobs(jobs_engine)
+    job = await jobs.create(new_job())
+    await jobs.start(job.id, lease_seconds=0.05)
+    await asyncio.sleep(0.1)
+
+    soon = {j.id for j in await jobs.stalled(3600, retry_base_seconds=60, limit=1000)}
+    await asyncio.sleep(0.3)
+    later = {j.id for j in await jobs.stalled(3600, retry_base_seconds=0.2, limit=1000)}
+
+    assert job.id not in soon
+    assert job.id in later
+    requeued = await jobs.requeue(job.id, attempt=1)
+    assert requeued is not None and requeued.status is JobStatus.PENDING
