@@ -142,7 +142,7 @@ def new_job() -> Job:
 async def test_an_overtaken_attempt_cannot_finish_the_job(
     jobs_engine: AsyncEngine,
 ) -> None:
-    """After a lease lapses another attempt owns the job; the first one's end is void."""
+    """After a lease lapses the job is the next attempt's; the first cannot end it."""
     jobs = PostgresJobs(jobs_engine)
     job = await jobs.create(new_job())
     first = await jobs.start(job.id, lease_seconds=0.05)
