@@ -120,11 +120,13 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         if not 1 <= size <= 100:
             raise InvalidRequest("page_size: must be between 1 and 100")
         before = _cursor(request.page_token) if request.page_token else None
+        # One more than asked says whether another page follows.
         page = await self._ledger.transactions(
-            _uuid("organisation_id", request.organisation_id), size, before
+            _uuid("organisation_id", request.organisation_id), size + 1, before
         )
         token = ""
-        if len(page) == size:
+        if len(page) > size:
+            page = page[:size]
             last = page[-1]
             assert last.created_at is not None
             raw = f"{last.created_at.isoformat()}|{last.id}".encode()
