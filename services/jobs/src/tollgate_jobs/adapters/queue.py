@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from redis.asyncio import Redis
 from taskiq.kicker import AsyncKicker
 from taskiq_redis import RedisStreamBroker
 
@@ -37,7 +38,17 @@ class TaskiqQueue:
     """``QueuePort`` on a Taskiq broker."""
 
     def __init__(self, broker: RedisStreamBroker) -> None:
+        self._broker = broker
         self._kicker: AsyncKicker[[str], None] = AsyncKicker(SUMMARISE_TASK, broker, {})
+
+    async def depth(self) -> tuple[int, int]:
+        """Messages in the stream, and those delivered but not yet acknowledged."""
+        async with Redis(connection_pool=self._broker.connection_pool) as redis:
+            length = await redis.xlen(self._broker.queue_name)
+            pending = await redis.xpending(
+                self._broker.queue_name, self._broker.consumer_group_name
+            )
+        return int(length), int(pending["pending"])
 
     async def enqueue(self, job_id: uuid.UUID) -> None:
         """Send the job to the workers."""

@@ -6,6 +6,7 @@ import asyncio
 import functools
 
 import grpc
+from prometheus_client import Gauge
 
 from tollgate.jobs.v1 import jobs_service_pb2, jobs_service_pb2_grpc
 from tollgate_common import db, logs, server
@@ -71,6 +72,11 @@ async def run(settings: JobsSettings) -> None:
         background=[
             server.every(settings.sweep_interval_seconds, sweeper.sweep, "sweeping"),
             server.every(
+                settings.sweep_interval_seconds,
+                functools.partial(_measure_queue, queue),
+                "measuring the queue",
+            ),
+            server.every(
                 settings.idempotency_prune_interval_seconds,
                 functools.partial(
                     records.prune, settings.idempotency_retention_hours * 3600
@@ -79,6 +85,19 @@ async def run(settings: JobsSettings) -> None:
             ),
         ],
     )
+
+
+QUEUE_DEPTH = Gauge(
+    "tollgate_jobs_queue_messages",
+    "Messages in the job stream, by state.",
+    ["state"],
+)
+
+
+async def _measure_queue(queue: TaskiqQueue) -> None:
+    length, pending = await queue.depth()
+    QUEUE_DEPTH.labels("in_stream").set(length)
+    QUEUE_DEPTH.labels("unacknowledged").set(pending)
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from prometheus_client import Counter, start_http_server
 from taskiq import TaskiqEvents, TaskiqState
 
 from tollgate_common import db, logs
@@ -22,6 +23,12 @@ from tollgate_jobs.adapters.queue import SUMMARISE_TASK, make_broker
 from tollgate_jobs.domain import text as text_rules
 from tollgate_jobs.entrypoints.settings import JobsSettings
 from tollgate_jobs.service_layer.worker import JobRunner
+
+OUTCOMES = Counter(
+    "tollgate_jobs_attempts_total",
+    "Job deliveries handled by this worker, by outcome (skipped: not startable).",
+    ["outcome"],
+)
 
 settings = load(JobsSettings)
 broker = make_broker(
@@ -46,6 +53,8 @@ def summariser(fail_marker: str) -> Callable[[str], str]:
 async def start(state: TaskiqState) -> None:
     """Open the database pool and the ledger channel."""
     logs.configure("worker", settings.log_level)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr="127.0.0.1")
     state.engine = db.make_engine(settings.database_url, settings.database_pool_size)
     state.channel = channel(settings.ledger_target, settings.call_timeout_seconds)
     state.runner = JobRunner(
@@ -69,4 +78,5 @@ async def summarise(job_id: str, **_: Any) -> None:
     """Run one summarisation job by id."""
     request_id_var.set(f"job:{job_id}")
     runner: JobRunner = broker.state.runner
-    await runner.run(uuid.UUID(job_id))
+    status = await runner.run(uuid.UUID(job_id))
+    OUTCOMES.labels(status.value if status else "skipped").inc()

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
+from prometheus_client import Counter
 
 from tollgate.ledger.v1 import ledger_service_pb2 as pb
 from tollgate.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
@@ -16,6 +17,17 @@ from tollgate_common.context import Principal, current_principal, current_reques
 from tollgate_common.errors import AuthenticationRequired, Forbidden, InvalidRequest
 from tollgate_ledger.domain.model import Movement, Transaction
 from tollgate_ledger.service_layer.ledger import Ledger, Posted
+
+POSTINGS = Counter(
+    "tollgate_ledger_transactions_total",
+    "Ledger transactions recorded (replays not counted), by kind.",
+    ["kind"],
+)
+CREDITS = Counter(
+    "tollgate_ledger_credits_total",
+    "Credits moved by recorded transactions, by kind.",
+    ["kind"],
+)
 
 # Called by the other services only; the gateway does not route them.
 INTERNAL_METHODS = frozenset(
@@ -46,7 +58,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
             user_id=principal.user_id,
             request_id=current_request_id(),
         )
-        posted = await self._ledger.grant(movement)
+        posted = _count(await self._ledger.grant(movement))
         await _mark_replay(context, posted)
         return pb.GrantResponse(
             message=f"Granted {posted.transaction.amount} credits",
@@ -70,18 +82,15 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         self, request: pb.ChargeRequest, context: grpc.aio.ServicerContext
     ) -> pb.ChargeResponse:
         """Charge an organisation on behalf of another service."""
-        if not request.reference:
-            raise InvalidRequest("reference: must not be empty")
-        posted = await self._ledger.charge(
-            Movement(
-                organisation_id=_uuid("organisation_id", request.organisation_id),
-                amount=request.amount,
-                reason=request.reason,
-                reference=f"charge:{request.reference}",
-                user_id=_uuid("user_id", request.user_id),
-                request_id=current_request_id(),
-            )
+        movement = Movement(
+            organisation_id=_uuid("organisation_id", request.organisation_id),
+            amount=request.amount,
+            reason=request.reason,
+            reference=f"charge:{request.reference}",
+            user_id=_uuid("user_id", request.user_id),
+            request_id=current_request_id(),
         )
+        posted = _count(await self._ledger.charge(movement))
         return pb.ChargeResponse(
             transaction_id=str(posted.transaction.id),
             balance=posted.transaction.balance_after,
@@ -94,17 +103,15 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         """Reverse a charge on behalf of another service."""
         charge_id = _uuid("charge_transaction_id", request.charge_transaction_id)
         principal = current_principal()
-        posted = await self._ledger.refund(
-            Movement(
-                organisation_id=_uuid("organisation_id", request.organisation_id),
-                amount=0,
-                reason=request.reason or "Refund",
-                reference=f"refund:{charge_id}",
-                user_id=principal.user_id if principal else None,
-                request_id=current_request_id(),
-            ),
-            charge_id,
+        movement = Movement(
+            organisation_id=_uuid("organisation_id", request.organisation_id),
+            amount=0,
+            reason=request.reason,
+            reference=f"refund:{charge_id}",
+            user_id=principal.user_id if principal else None,
+            request_id=current_request_id(),
         )
+        posted = _count(await self._ledger.refund(movement, charge_id))
         return pb.RefundResponse(
             transaction_id=str(posted.transaction.id),
             balance=posted.transaction.balance_after,
@@ -146,6 +153,14 @@ def _caller() -> Principal:
 async def _mark_replay(context: grpc.aio.ServicerContext, posted: Posted) -> None:
     if posted.replayed:
         await context.send_initial_metadata(((idempotency.REPLAYED_HEADER, "true"),))
+
+
+def _count(posted: Posted) -> Posted:
+    if not posted.replayed:
+        kind = posted.transaction.kind.value
+        POSTINGS.labels(kind).inc()
+        CREDITS.labels(kind).inc(posted.transaction.amount)
+    return posted
 
 
 def _uuid(field: str, value: str) -> uuid.UUID:
