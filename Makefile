@@ -50,8 +50,9 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# `make up REPLICAS=2` runs two of each service and worker behind Envoy.
 up: install
-	$(PY) tools/devstack.py up
+	$(PY) tools/devstack.py up --replicas $(or $(REPLICAS),1)
 
 down:
 	@test -x $(PY) && $(PY) tools/devstack.py down || true

@@ -40,6 +40,8 @@ class StackConfig:
     redis_url: str = "redis://127.0.0.1:6379/0"
     queue_stream: str = "tollgate:jobs"
     admin_dsn: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    # Instances of each service and of the worker; replica r listens 100 r higher.
+    replicas: int = 1
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -59,9 +61,18 @@ class StackConfig:
             f"http://127.0.0.1:{self.oidc_port}"
         )
 
-    def grpc_target(self, service: str) -> str:
-        """host:port of a service's gRPC server."""
-        return f"127.0.0.1:{self.grpc_base_port + SERVICES.index(service)}"
+    def grpc_target(self, service: str, replica: int = 0) -> str:
+        """host:port of one instance of a service's gRPC server."""
+        port = self.grpc_base_port + SERVICES.index(service) + 100 * replica
+        return f"127.0.0.1:{port}"
+
+    def grpc_targets(self, service: str) -> list[str]:
+        """host:port of every instance of a service."""
+        return [self.grpc_target(service, r) for r in range(self.replicas)]
+
+    def client_target(self, service: str) -> str:
+        """A gRPC target naming every instance, balanced round robin by clients."""
+        return "ipv4:" + ",".join(self.grpc_targets(service))
 
     def database_url(self, role: str) -> str:
         """An asyncpg URL for one of the service roles."""
@@ -92,9 +103,10 @@ class Stack:
                     str(self.config.oidc_port),
                 ],
             )
-        for service in SERVICES:
-            self.start_service(service)
-        self.start_worker()
+        for replica in range(self.config.replicas):
+            for service in SERVICES:
+                self.start_service(service, replica)
+            self.start_worker(replica)
         self.start_gateway()
         self.wait_healthy(timeout)
 
@@ -123,21 +135,22 @@ class Stack:
                 ]
             )
 
-    def environment(self, service: str) -> dict[str, str]:
-        """The settings a service process of this stack gets."""
+    def environment(self, service: str, replica: int = 0) -> dict[str, str]:
+        """The settings one process of this stack gets."""
         index = SERVICES.index(service) if service in SERVICES else 3
+        metrics = self.config.metrics_base_port + index + 100 * replica
         env = {
             **os.environ,
-            "TOLLGATE_GRPC_LISTEN": self.config.grpc_target(service)
+            "TOLLGATE_GRPC_LISTEN": self.config.grpc_target(service, replica)
             if service in SERVICES
             else "127.0.0.1:0",
-            "TOLLGATE_METRICS_PORT": str(self.config.metrics_base_port + index),
+            "TOLLGATE_METRICS_PORT": str(metrics),
             "TOLLGATE_DATABASE_URL": self.config.database_url(
                 f"tollgate_{'jobs' if service == 'worker' else service}"
             ),
-            "TOLLGATE_IDENTITY_TARGET": self.config.grpc_target("identity"),
-            "TOLLGATE_LEDGER_TARGET": self.config.grpc_target("ledger"),
-            "TOLLGATE_JOBS_TARGET": self.config.grpc_target("jobs"),
+            "TOLLGATE_IDENTITY_TARGET": self.config.client_target("identity"),
+            "TOLLGATE_LEDGER_TARGET": self.config.client_target("ledger"),
+            "TOLLGATE_JOBS_TARGET": self.config.client_target("jobs"),
             "TOLLGATE_REDIS_URL": self.config.redis_url,
             "TOLLGATE_QUEUE_STREAM": self.config.queue_stream,
             "TOLLGATE_OIDC_ISSUER": self.config.oidc_issuer,
@@ -147,15 +160,19 @@ class Stack:
         env.update(self.config.extra_env)
         return env
 
-    def start_service(self, service: str) -> None:
-        """Start one gRPC service."""
+    def start_service(self, service: str, replica: int = 0) -> None:
+        """Start one instance of a gRPC service."""
         module = f"tollgate_{service}.entrypoints.main"
-        self.start(service, [sys.executable, "-m", module], self.environment(service))
-
-    def start_worker(self) -> None:
-        """Start the Taskiq worker."""
         self.start(
-            "worker",
+            _name(service, replica),
+            [sys.executable, "-m", module],
+            self.environment(service, replica),
+        )
+
+    def start_worker(self, replica: int = 0) -> None:
+        """Start one Taskiq worker process."""
+        self.start(
+            _name("worker", replica),
             [
                 str(VENV_BIN / "taskiq"),
                 "worker",
@@ -168,7 +185,7 @@ class Stack:
                 "--shutdown-timeout",
                 "10",
             ],
-            self.environment("worker"),
+            self.environment("worker", replica),
         )
 
     def start_gateway(self) -> None:
@@ -185,11 +202,11 @@ class Stack:
                 "--admin-port",
                 str(self.config.admin_port),
                 "--identity",
-                self.config.grpc_target("identity"),
+                ",".join(self.config.grpc_targets("identity")),
                 "--ledger",
-                self.config.grpc_target("ledger"),
+                ",".join(self.config.grpc_targets("ledger")),
                 "--jobs",
-                self.config.grpc_target("jobs"),
+                ",".join(self.config.grpc_targets("jobs")),
                 "--descriptor",
                 str(ROOT / "build" / "tollgate.pb"),
             ]
@@ -252,8 +269,10 @@ class Stack:
 
     def down(self) -> None:
         """Stop everything this stack started, gateway first."""
-        for name in ("envoy", "jobs", "worker", "ledger", "identity", "oidc"):
-            self.stop(name)
+        started = {path.stem for path in self.pids.glob("*.pid")}
+        for kind in ("envoy", "jobs", "worker", "ledger", "identity", "oidc"):
+            for name in sorted(n for n in started if n.split("-")[0] == kind):
+                self.stop(name)
 
     def wait_healthy(self, timeout: float) -> None:
         """Wait for GET /health through the gateway to answer 200."""
@@ -278,6 +297,10 @@ class Stack:
         return int(path.read_text()) if path.exists() else None
 
 
+def _name(kind: str, replica: int) -> str:
+    return kind if replica == 0 else f"{kind}-{replica}"
+
+
 def _reap(pid: int) -> None:
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
@@ -293,8 +316,11 @@ def main() -> None:
     """``up`` or ``down`` the development stack."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("command", choices=["up", "down"])
+    parser.add_argument(
+        "--replicas", type=int, default=1, help="instances of each service and worker"
+    )
     args = parser.parse_args()
-    stack = Stack(StackConfig())
+    stack = Stack(StackConfig(replicas=args.replicas))
     if args.command == "down":
         stack.down()
         print("stopped")

@@ -18,6 +18,7 @@ cp "$site/google/api/annotations.proto" "$site/google/api/http.proto" build/prot
 "$py" tools/protovalidate_descriptor.py build/proto-deps/protovalidate.binpb
 
 out=libs/api/src
+mkdir -p "$out"
 rm -rf "$out/tollgate" "$out/buf"
 mapfile -t protos < <(find proto -name '*.proto' | sort)
 "$py" -m grpc_tools.protoc -I proto -I build/proto-deps -I "$wkt" \
