@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Generates everything that comes from proto/: Python messages and gRPC stubs with
 # type hints (into libs/api, the installable tollgate-api package) and the descriptor
-# set that Envoy's transcoder reads and buf lints (build/tollgate.pb). Nothing
-# generated is committed.
+# set that Envoy's transcoder reads and buf lints (build/tollgate.pb), and from that
+# the OpenAPI document the gateway serves (build/openapi.json). Nothing generated is
+# committed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-.venv/bin/python}
@@ -31,4 +32,5 @@ for dir in $(find "$out/tollgate" "$out/buf" -type d); do
   touch "$dir/__init__.py"
 done
 touch "$out/tollgate/py.typed"
-echo "generated $(find "$out/tollgate" -name '*_pb2.py' | wc -l) modules and build/tollgate.pb"
+"$py" tools/gen_openapi.py --descriptor build/tollgate.pb --out build/openapi.json
+echo "generated $(find "$out/tollgate" -name '*_pb2.py' | wc -l) modules, build/tollgate.pb and build/openapi.json"
