@@ -33,6 +33,7 @@ TEST_STACK = StackConfig(
     oidc_port=19400 + 10 * SLOT,
     database=f"tollgate_test{SUFFIX}",
     queue_stream=f"tollgate-test{SUFFIX}:jobs",
+    fresh_database=True,
 )
 
 
@@ -54,7 +55,7 @@ def running_stack(prepared_database: StackConfig) -> Iterator[Stack]:
     """The whole platform, started once for the session and stopped after it."""
     stack = Stack(prepared_database)
     stack.down()
-    stack.up()
+    stack.up(prepare=False)
     yield stack
     stack.down()
 

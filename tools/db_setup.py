@@ -16,10 +16,15 @@ import asyncpg
 SERVICES = ("identity", "ledger", "jobs")
 
 
-async def setup(admin_dsn: str, database: str) -> None:
-    """Create the database, roles and schemas that do not exist yet."""
+async def setup(admin_dsn: str, database: str, fresh: bool = False) -> None:
+    """Create the database, roles and schemas that do not exist yet.
+
+    With ``fresh`` the database is dropped first (for test databases only).
+    """
     admin = await asyncpg.connect(admin_dsn)
     try:
+        if fresh:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         exists = await admin.fetchval(
             "SELECT 1 FROM pg_database WHERE datname = $1", database
         )
@@ -62,8 +67,11 @@ def main() -> None:
         "--admin-dsn", default="postgresql://postgres@127.0.0.1:5432/postgres"
     )
     parser.add_argument("--database", default="tollgate")
+    parser.add_argument(
+        "--fresh", action="store_true", help="drop the database first (tests only)"
+    )
     args = parser.parse_args()
-    asyncio.run(setup(args.admin_dsn, args.database))
+    asyncio.run(setup(args.admin_dsn, args.database, args.fresh))
 
 
 if __name__ == "__main__":

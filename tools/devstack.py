@@ -42,6 +42,8 @@ class StackConfig:
     admin_dsn: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     # Instances of each service and of the worker; replica r listens 100 r higher.
     replicas: int = 1
+    # Test stacks start from an empty database, whatever an earlier run left there.
+    fresh_database: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -87,11 +89,12 @@ class Stack:
         self.pids = config.run_dir / "pids"
         self.logs = config.run_dir / "logs"
 
-    def up(self, timeout: float = 90.0) -> None:
-        """Prepare the database and start every process; wait for health."""
+    def up(self, timeout: float = 90.0, prepare: bool = True) -> None:
+        """Prepare the database (unless told not to), start all, wait for health."""
         self.pids.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
-        self.prepare_database()
+        if prepare:
+            self.prepare_database()
         if "TOLLGATE_OIDC_ISSUER" not in os.environ:
             self.start(
                 "oidc",
@@ -112,6 +115,7 @@ class Stack:
 
     def prepare_database(self) -> None:
         """Create schemas and roles, then migrate each service; idempotent."""
+        fresh = ["--fresh"] if self.config.fresh_database else []
         _run(
             [
                 sys.executable,
@@ -120,6 +124,7 @@ class Stack:
                 self.config.admin_dsn,
                 "--database",
                 self.config.database,
+                *fresh,
             ]
         )
         for service in SERVICES:
