@@ -71,8 +71,30 @@ async def ledger_engine(prepared_database: StackConfig) -> AsyncIterator[AsyncEn
 
 
 @pytest.fixture(scope="session")
+async def ledger_system_engine(
+    prepared_database: StackConfig,
+) -> AsyncIterator[AsyncEngine]:
+    """The ledger's cross-tenant role (reconciliation) on the test database."""
+    engine = create_async_engine(
+        prepared_database.database_url("tollgate_ledger_system")
+    )
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
 async def jobs_engine(prepared_database: StackConfig) -> AsyncIterator[AsyncEngine]:
     """The jobs service's own role on the test database."""
     engine = create_async_engine(prepared_database.database_url("tollgate_jobs"))
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def jobs_system_engine(
+    prepared_database: StackConfig,
+) -> AsyncIterator[AsyncEngine]:
+    """The jobs service's cross-tenant role (sweeper, pruning) on the test database."""
+    engine = create_async_engine(prepared_database.database_url("tollgate_jobs_system"))
     yield engine
     await engine.dispose()

@@ -1,9 +1,11 @@
 """Create Tollgate's database, schemas and roles; safe to run again.
 
-Each service gets a schema owned by its own owner role (which runs the migrations)
-and a separate login role for the running service, with no privileges on any other
-schema. Local servers use trust authentication; production passes passwords through
-each role's connection URL, which this script does not manage.
+Each service gets a schema owned by its own owner role (which runs the migrations),
+a separate login role for the running service, confined to one organisation at a
+time by row-level security, and a ``_system`` role for cross-tenant work; none has
+privileges on any other schema. Local servers use trust authentication; production
+passes passwords through each role's connection URL, which this script does not
+manage.
 """
 
 from __future__ import annotations
@@ -32,11 +34,11 @@ async def setup(admin_dsn: str, database: str, fresh: bool = False) -> None:
             await admin.execute(f'CREATE DATABASE "{database}"')
         for service in SERVICES:
             for role in (f"tollgate_{service}_owner", f"tollgate_{service}"):
-                await admin.execute(
-                    f"""DO $$ BEGIN
-                        CREATE ROLE "{role}" LOGIN;
-                    EXCEPTION WHEN duplicate_object THEN NULL; END $$"""
-                )
+                await _create_role(admin, role, "LOGIN")
+            # Cross-tenant work (reconciliation, the jobs sweeper) runs as a role
+            # that row-level security does not confine, with only the grants the
+            # migrations give it.
+            await _create_role(admin, f"tollgate_{service}_system", "LOGIN BYPASSRLS")
     finally:
         await admin.close()
 
@@ -49,8 +51,10 @@ async def setup(admin_dsn: str, database: str, fresh: bool = False) -> None:
                 f'CREATE SCHEMA IF NOT EXISTS "{service}" AUTHORIZATION "{owner}"'
             )
             await db.execute(f'REVOKE ALL ON SCHEMA "{service}" FROM PUBLIC')
-            await db.execute(f'GRANT USAGE ON SCHEMA "{service}" TO "{app}"')
-            for role in (owner, app):
+            system = f"tollgate_{service}_system"
+            for role in (app, system):
+                await db.execute(f'GRANT USAGE ON SCHEMA "{service}" TO "{role}"')
+            for role in (owner, app, system):
                 await db.execute(
                     f'ALTER ROLE "{role}" IN DATABASE "{database}" '
                     f'SET search_path = "{service}"'
@@ -58,6 +62,14 @@ async def setup(admin_dsn: str, database: str, fresh: bool = False) -> None:
     finally:
         await db.close()
     print(f"database {database}: schemas and roles ready for {', '.join(SERVICES)}")
+
+
+async def _create_role(admin: asyncpg.Connection, role: str, options: str) -> None:
+    await admin.execute(
+        f"""DO $$ BEGIN
+            CREATE ROLE "{role}" {options};
+        EXCEPTION WHEN duplicate_object THEN NULL; END $$"""
+    )
 
 
 def main() -> None:

@@ -153,6 +153,9 @@ class Stack:
             "TOLLGATE_DATABASE_URL": self.config.database_url(
                 f"tollgate_{'jobs' if service == 'worker' else service}"
             ),
+            "TOLLGATE_SYSTEM_DATABASE_URL": self.config.database_url(
+                f"tollgate_{'jobs' if service == 'worker' else service}_system"
+            ),
             "TOLLGATE_IDENTITY_TARGET": self.config.client_target("identity"),
             "TOLLGATE_LEDGER_TARGET": self.config.client_target("ledger"),
             "TOLLGATE_JOBS_TARGET": self.config.client_target("jobs"),

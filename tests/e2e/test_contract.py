@@ -152,6 +152,10 @@ async def test_a_key_still_in_flight_is_409_idempotency_conflict(
     org = admin.get("/api/me").json()["organisation"]["id"]
     async with jobs_engine.begin() as db:
         await db.execute(
+            sa.text("SELECT set_config('tollgate.organisation_id', :o, true)"),
+            {"o": org},
+        )
+        await db.execute(
             sa.text(
                 "INSERT INTO idempotency_records (organisation_id, key, endpoint, "
                 "fingerprint, state, attempt, locked_until) VALUES (:org, 'busy', "

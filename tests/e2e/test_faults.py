@@ -14,6 +14,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -24,6 +25,7 @@ from devstack import Stack, StackConfig
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tollgate_jobs.adapters.queue import TaskiqQueue, make_broker
+from tollgate_jobs.domain.model import Job, JobStatus
 from tollgate_ledger.adapters.reconciliation import reconcile
 
 FAIL_MARKER = "FAIL-ME"
@@ -112,7 +114,7 @@ def faults(stack_config: StackConfig, redis: RedisServer) -> Iterator[Stack]:
 @pytest.fixture
 async def ledger_db(faults: Stack) -> AsyncIterator[AsyncEngine]:
     """The fault stack's ledger schema; reconciled after each test."""
-    engine = create_async_engine(faults.config.database_url("tollgate_ledger"))
+    engine = create_async_engine(faults.config.database_url("tollgate_ledger_system"))
     yield engine
     report = await reconcile(engine)
     await engine.dispose()
@@ -122,7 +124,7 @@ async def ledger_db(faults: Stack) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 async def jobs_db(faults: Stack) -> AsyncIterator[AsyncEngine]:
     """The fault stack's jobs schema."""
-    engine = create_async_engine(faults.config.database_url("tollgate_jobs"))
+    engine = create_async_engine(faults.config.database_url("tollgate_jobs_system"))
     yield engine
     await engine.dispose()
 
@@ -242,11 +244,15 @@ async def test_a_message_delivered_twice_runs_once(
 ) -> None:
     """Extra deliveries of a job's message neither rerun nor recharge it."""
     job_id = admin.post("/api/summarise", json={"text": TEXT}).json()["job_id"]
+    org = uuid.UUID(admin.get("/api/me").json()["organisation"]["id"])
+    job = Job(
+        uuid.UUID(job_id), org, org, JobStatus.PENDING, "", org, datetime.now(UTC)
+    )
     broker = make_broker(faults.config.redis_url, faults.config.queue_stream, 2)
     await broker.startup()
     try:
         for _ in range(2):
-            await TaskiqQueue(broker).enqueue(uuid.UUID(job_id))
+            await TaskiqQueue(broker).enqueue(job)
     finally:
         await broker.shutdown()
 

@@ -56,8 +56,8 @@ def replicas(stack_config: StackConfig) -> Iterator[Stack]:
 @pytest.fixture
 async def reconciled(replicas: Stack) -> AsyncIterator[AsyncEngine]:
     """The replica stack's jobs schema; the ledger is reconciled after the test."""
-    ledger = create_async_engine(replicas.config.database_url("tollgate_ledger"))
-    jobs = create_async_engine(replicas.config.database_url("tollgate_jobs"))
+    ledger = create_async_engine(replicas.config.database_url("tollgate_ledger_system"))
+    jobs = create_async_engine(replicas.config.database_url("tollgate_jobs_system"))
     yield jobs
     report = await reconcile(ledger)
     await ledger.dispose()

@@ -49,6 +49,10 @@ async def test_an_rpc_in_flight_at_sigterm_completes_and_the_process_exits_0(
             async with ledger_engine.connect() as holder:
                 await holder.begin()
                 await holder.execute(
+                    sa.text("SELECT set_config('tollgate.organisation_id', :o, true)"),
+                    {"o": str(org)},
+                )
+                await holder.execute(
                     sa.text(
                         "SELECT 1 FROM accounts WHERE organisation_id = :o "
                         "AND kind = 'credits' FOR UPDATE"

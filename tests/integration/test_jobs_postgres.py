@@ -51,13 +51,17 @@ async def test_a_completed_record_is_reported_with_its_outcome(
 
 
 async def test_records_past_their_retention_are_pruned(
-    jobs_engine: AsyncEngine,
+    jobs_engine: AsyncEngine, jobs_system_engine: AsyncEngine
 ) -> None:
     """Old keys go; recent ones stay."""
     records, org = PostgresIdempotency(jobs_engine), uuid.uuid4()
     await records.claim(org, "old", "/api/analyse", "fp", 30)
     await records.claim(org, "new", "/api/analyse", "fp", 30)
     async with jobs_engine.begin() as db:
+        await db.execute(
+            sa.text("SELECT set_config('tollgate.organisation_id', :o, true)"),
+            {"o": str(org)},
+        )
         await db.execute(
             sa.text(
                 "UPDATE idempotency_records "
@@ -66,8 +70,8 @@ async def test_records_past_their_retention_are_pruned(
             ),
             {"org": org},
         )
-    assert await records.prune(24 * 3600) >= 1
-    async with jobs_engine.connect() as db:
+    assert await PostgresIdempotency(jobs_system_engine).prune(24 * 3600) >= 1
+    async with jobs_system_engine.connect() as db:
         keys = (
             await db.execute(
                 sa.text(
@@ -94,16 +98,11 @@ async def test_job_status_changes_are_compare_and_set(jobs_engine: AsyncEngine) 
         )
     )
     moves = await asyncio.gather(
-        *(
-            jobs.transition(job.id, JobStatus.PENDING, JobStatus.RUNNING)
-            for _ in range(10)
-        )
+        *(jobs.start(job.organisation_id, job.id, 30) for _ in range(10))
     )
     assert sum(m is not None for m in moves) == 1
-    assert await jobs.transition(job.id, JobStatus.PENDING, JobStatus.FAILED) is None
-    done = await jobs.transition(
-        job.id, JobStatus.RUNNING, JobStatus.COMPLETED, result="summary"
-    )
+    assert await jobs.transition(job, JobStatus.PENDING, JobStatus.FAILED) is None
+    done = await jobs.finish(job, 1, JobStatus.COMPLETED, result="summary")
     assert done is not None and done.result == "summary"
 
 
@@ -145,33 +144,61 @@ async def test_an_overtaken_attempt_cannot_finish_the_job(
     """After a lease lapses the job is the next attempt's; the first cannot end it."""
     jobs = PostgresJobs(jobs_engine)
     job = await jobs.create(new_job())
-    first = await jobs.start(job.id, lease_seconds=0.05)
+    first = await jobs.start(job.organisation_id, job.id, lease_seconds=0.05)
     assert first is not None and first.attempts == 1
-    assert await jobs.start(job.id, lease_seconds=30) is None
+    assert await jobs.start(job.organisation_id, job.id, lease_seconds=30) is None
     await asyncio.sleep(0.1)
-    second = await jobs.start(job.id, lease_seconds=30)
+    second = await jobs.start(job.organisation_id, job.id, lease_seconds=30)
     assert second is not None and second.attempts == 2
 
-    late = await jobs.finish(job.id, 1, JobStatus.COMPLETED, result="late")
-    done = await jobs.finish(job.id, 2, JobStatus.COMPLETED, result="on time")
+    late = await jobs.finish(job, 1, JobStatus.COMPLETED, result="late")
+    done = await jobs.finish(job, 2, JobStatus.COMPLETED, result="on time")
     assert late is None
     assert done is not None and done.result == "on time"
 
 
 async def test_stalled_jobs_are_found_after_their_backoff(
-    jobs_engine: AsyncEngine,
+    jobs_engine: AsyncEngine, jobs_system_engine: AsyncEngine
 ) -> None:
     """A lapsed lease is stalled once the backoff has passed, not before."""
-    jobs = PostgresJobs(jobs_engine)
+    jobs, sweeping = PostgresJobs(jobs_engine), PostgresJobs(jobs_system_engine)
     job = await jobs.create(new_job())
-    await jobs.start(job.id, lease_seconds=0.05)
+    await jobs.start(job.organisation_id, job.id, lease_seconds=0.05)
     await asyncio.sleep(0.1)
 
-    soon = {j.id for j in await jobs.stalled(3600, retry_base_seconds=60, limit=1000)}
+    soon = {
+        j.id for j in await sweeping.stalled(3600, retry_base_seconds=60, limit=1000)
+    }
     await asyncio.sleep(0.3)
-    later = {j.id for j in await jobs.stalled(3600, retry_base_seconds=0.2, limit=1000)}
+    later = {
+        j.id for j in await sweeping.stalled(3600, retry_base_seconds=0.2, limit=1000)
+    }
 
     assert job.id not in soon
     assert job.id in later
-    requeued = await jobs.requeue(job.id, attempt=1)
+    requeued = await jobs.requeue(job, attempt=1)
     assert requeued is not None and requeued.status is JobStatus.PENDING
+
+
+async def test_row_level_security_confines_jobs_to_their_organisation(
+    jobs_engine: AsyncEngine,
+) -> None:
+    """Acting for another organisation, or for none, a job does not exist."""
+    jobs = PostgresJobs(jobs_engine)
+    job = await jobs.create(new_job())
+    assert await jobs.get(uuid.uuid4(), job.id) is None
+    assert await jobs.start(uuid.uuid4(), job.id, 30) is None
+    async with jobs_engine.connect() as db:
+        unset = await db.execute(sa.text("SELECT count(*) FROM jobs"))
+        assert unset.scalar_one() == 0
+    assert await jobs.get(job.organisation_id, job.id) is not None
+
+
+async def test_the_app_role_cannot_sweep_across_organisations(
+    jobs_engine: AsyncEngine,
+) -> None:
+    """Cross-tenant queries through the app role see nothing: the sweeper has a role."""
+    jobs = PostgresJobs(jobs_engine)
+    job = await jobs.create(new_job())
+    await jobs.start(job.organisation_id, job.id, lease_seconds=0)
+    assert await jobs.stalled(0, 0, 1000) == []

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tollgate_common.errors import InvalidRequest
 from tollgate_ledger.adapters.postgres import PostgresUnitOfWork
-from tollgate_ledger.adapters.reconciliation import reconcile
+from tollgate_ledger.adapters.reconciliation import ReconciliationBlind, reconcile
 from tollgate_ledger.domain.errors import (
     ChargeNotFound,
     IdempotencyKeyReused,
@@ -27,11 +27,16 @@ from tollgate_ledger.service_layer.ledger import Ledger
 
 
 @pytest.fixture
-async def ledger(ledger_engine: AsyncEngine) -> AsyncIterator[Ledger]:
+async def ledger(
+    ledger_engine: AsyncEngine, ledger_system_engine: AsyncEngine
+) -> AsyncIterator[Ledger]:
     """A ledger on the test database, reconciled after the test."""
     yield Ledger(functools.partial(PostgresUnitOfWork, ledger_engine))
-    report = await reconcile(ledger_engine)
+    report = await reconcile(ledger_system_engine)
     assert report.ok, report.violations
+
+
+ACT_FOR = sa.text("SELECT set_config('tollgate.organisation_id', :org, true)")
 
 
 def movement(org: uuid.UUID, amount: int, reference: str | None = None) -> Movement:
@@ -201,6 +206,7 @@ async def test_an_unbalanced_transaction_is_refused_by_the_database(
     posted = await ledger.grant(movement(org, 100))
     txn = uuid.uuid4()
     async with ledger_engine.connect() as db:
+        await db.execute(ACT_FOR, {"org": str(org)})
         await db.execute(
             sa.text(
                 "INSERT INTO transactions (organisation_id, id, kind, amount, reason, "
@@ -219,3 +225,49 @@ async def test_an_unbalanced_transaction_is_refused_by_the_database(
         with pytest.raises(sa.exc.IntegrityError, match="do not sum to zero"):
             await db.commit()
     assert (await ledger.balance(org))[0] == posted.transaction.balance_after
+
+
+async def test_row_level_security_hides_other_organisations_rows(
+    ledger: Ledger, ledger_engine: AsyncEngine
+) -> None:
+    """Without the organisation set, or with another, the ledger role sees nothing."""
+    org, other = uuid.uuid4(), uuid.uuid4()
+    await ledger.grant(movement(org, 100))
+    count = sa.text(
+        "SELECT (SELECT count(*) FROM accounts WHERE organisation_id = :org) + "
+        "(SELECT count(*) FROM transactions WHERE organisation_id = :org) + "
+        "(SELECT count(*) FROM entries WHERE organisation_id = :org)"
+    )
+
+    async def visible(acting_for: uuid.UUID | None) -> int:
+        async with ledger_engine.begin() as db:
+            if acting_for is not None:
+                await db.execute(ACT_FOR, {"org": str(acting_for)})
+            return int((await db.execute(count, {"org": org})).scalar_one())
+
+    assert await visible(None) == 0
+    assert await visible(other) == 0
+    assert await visible(org) == 3 + 1 + 2
+
+
+async def test_row_level_security_refuses_writes_for_another_organisation(
+    ledger_engine: AsyncEngine,
+) -> None:
+    """Acting for one organisation, a row of another cannot be written."""
+    async with ledger_engine.begin() as db:
+        await db.execute(ACT_FOR, {"org": str(uuid.uuid4())})
+        with pytest.raises(sa.exc.ProgrammingError, match="row-level security"):
+            await db.execute(
+                sa.text(
+                    "INSERT INTO accounts (organisation_id, kind) VALUES (:o, 'usage')"
+                ),
+                {"o": uuid.uuid4()},
+            )
+
+
+async def test_reconciliation_refuses_a_role_confined_by_row_level_security(
+    ledger_engine: AsyncEngine,
+) -> None:
+    """Through the policies it would see an empty, trivially sound ledger."""
+    with pytest.raises(ReconciliationBlind):
+        await reconcile(ledger_engine)

@@ -22,7 +22,7 @@ def run_reconcile(config: StackConfig) -> subprocess.CompletedProcess[str]:
     """``python -m tollgate_ledger.entrypoints.cli reconcile`` on the test database."""
     env = {
         **os.environ,
-        "TOLLGATE_DATABASE_URL": config.database_url("tollgate_ledger"),
+        "TOLLGATE_SYSTEM_DATABASE_URL": config.database_url("tollgate_ledger_system"),
     }
     return subprocess.run(
         [sys.executable, "-m", "tollgate_ledger.entrypoints.cli", "reconcile"],
@@ -45,12 +45,15 @@ async def test_a_tampered_balance_makes_reconciliation_fail(
     assert json.loads(sound.stdout)["ok"] is True
 
     tamper = "UPDATE accounts SET balance = balance + :d WHERE organisation_id = :org"
+    act_for = sa.text("SELECT set_config('tollgate.organisation_id', :org, true)")
     async with ledger_engine.begin() as db:
+        await db.execute(act_for, {"org": str(org)})
         await db.execute(sa.text(tamper), {"d": 7, "org": org})
     try:
         broken = run_reconcile(prepared_database)
     finally:
         async with ledger_engine.begin() as db:
+            await db.execute(act_for, {"org": str(org)})
             await db.execute(sa.text(tamper), {"d": -7, "org": org})
 
     assert broken.returncode == 1

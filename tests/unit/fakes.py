@@ -57,11 +57,11 @@ class FakeQueue:
         self.queued: list[uuid.UUID] = []
         self.down = False
 
-    async def enqueue(self, job_id: uuid.UUID) -> None:
+    async def enqueue(self, job: Job) -> None:
         """Queue or fail."""
         if self.down:
             raise DependencyUnavailable("queue down")
-        self.queued.append(job_id)
+        self.queued.append(job.id)
 
 
 class FakeRecords:
@@ -127,8 +127,9 @@ class FakeJobs:
         job = self.jobs.get(job_id)
         return job if job and job.organisation_id == organisation_id else None
 
-    async def transition(self, job_id, from_status, to_status, result=None, error=None):
+    async def transition(self, job, from_status, to_status, result=None, error=None):
         """Compare-and-set."""
+        job_id = job.id
         job = self.jobs.get(job_id)
         if job is None or job.status is not from_status:
             return None
@@ -138,10 +139,12 @@ class FakeJobs:
         self.jobs[job_id] = job
         return job
 
-    async def start(self, job_id, lease_seconds):
+    async def start(self, organisation_id, job_id, lease_seconds):
         """Begin an attempt (leases never lapse in the fake)."""
         job = self.jobs.get(job_id)
-        if job is None or job.status is not JobStatus.PENDING:
+        if job is None or job.organisation_id != organisation_id:
+            return None
+        if job.status is not JobStatus.PENDING:
             return None
         job = dataclasses.replace(
             job, status=JobStatus.RUNNING, attempts=job.attempts + 1
@@ -149,8 +152,9 @@ class FakeJobs:
         self.jobs[job_id] = job
         return job
 
-    async def finish(self, job_id, attempt, to_status, result=None, error=None):
+    async def finish(self, job, attempt, to_status, result=None, error=None):
         """End an attempt if it still holds the job."""
+        job_id = job.id
         job = self.jobs.get(job_id)
         if (
             job is None
@@ -166,11 +170,10 @@ class FakeJobs:
         """Nothing stalls in the fake."""
         return []
 
-    async def requeue(self, job_id, attempt):
+    async def requeue(self, job, attempt):
         """Back to pending."""
-        job = self.jobs[job_id]
-        self.jobs[job_id] = dataclasses.replace(job, status=JobStatus.PENDING)
-        return self.jobs[job_id]
+        self.jobs[job.id] = dataclasses.replace(job, status=JobStatus.PENDING)
+        return self.jobs[job.id]
 
     async def awaiting_refund(self, limit):
         """Failed jobs not refunded yet."""
@@ -180,9 +183,9 @@ class FakeJobs:
             if job.status is JobStatus.FAILED and job.id not in self.refunded
         ]
 
-    async def mark_refunded(self, job_id) -> None:
+    async def mark_refunded(self, job) -> None:
         """Record a refund."""
-        self.refunded.add(job_id)
+        self.refunded.add(job.id)
 
 
 def statuses(jobs: FakeJobs) -> list[JobStatus]:

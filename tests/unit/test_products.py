@@ -129,7 +129,10 @@ async def test_the_worker_runs_a_job_once_even_if_delivered_twice(
     job_id = uuid.UUID((await products.summarise(caller, TEXT, None)).body["job_id"])
     runner = JobRunner(jobs, ledger)
 
-    outcomes = await asyncio.gather(runner.run(job_id), runner.run(job_id))
+    outcomes = await asyncio.gather(
+        runner.run(caller.organisation_id, job_id),
+        runner.run(caller.organisation_id, job_id),
+    )
 
     assert sorted(map(str, outcomes)) == sorted(["None", "completed"])
     assert jobs.jobs[job_id].status is JobStatus.COMPLETED
@@ -146,8 +149,8 @@ async def test_a_failing_job_is_refunded_exactly_once(products, caller, parts) -
 
     runner = JobRunner(jobs, ledger, summarise=broken)
 
-    assert await runner.run(job_id) is JobStatus.FAILED
-    assert await runner.run(job_id) is None
+    assert await runner.run(caller.organisation_id, job_id) is JobStatus.FAILED
+    assert await runner.run(caller.organisation_id, job_id) is None
     assert jobs.jobs[job_id].error.startswith("Summarisation failed")
     assert ledger.balances[caller.organisation_id] == 100
     assert job_id in jobs.refunded
@@ -165,7 +168,10 @@ async def test_a_refund_the_ledger_refuses_stays_due_until_the_sweeper_lands_it(
 
     ledger.down = True
     assert (
-        await JobRunner(jobs, ledger, summarise=broken).run(job_id) is JobStatus.FAILED
+        await JobRunner(jobs, ledger, summarise=broken).run(
+            caller.organisation_id, job_id
+        )
+        is JobStatus.FAILED
     )
     assert ledger.balances[caller.organisation_id] == 90
     sweeper = Sweeper(jobs, ledger, queue, RetryPolicy())

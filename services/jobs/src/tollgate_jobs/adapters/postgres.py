@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tollgate_jobs.domain.model import Job, JobStatus, Outcome
 from tollgate_jobs.service_layer.ports import Claim, Record
+
+# Row-level security confines each transaction to the organisation it acts for.
+_ACT_FOR = sa.text("SELECT set_config('tollgate.organisation_id', :org, true)")
+
+
+@contextlib.asynccontextmanager
+async def _acting_for(
+    engine: AsyncEngine, organisation_id: uuid.UUID
+) -> AsyncIterator[AsyncConnection]:
+    """A transaction in which the policies show one organisation's rows."""
+    async with engine.begin() as db:
+        await db.execute(_ACT_FOR, {"org": str(organisation_id)})
+        yield db
+
 
 _JOB_COLUMNS = (
     "id, organisation_id, user_id, status, text, charge_id, created_at, result, "
@@ -74,17 +90,19 @@ _TRANSITION = sa.text(
         attempts = attempts + CASE WHEN :to_status = 'running' THEN 1 ELSE 0 END,
         refund_state = CASE WHEN :to_status = 'failed' THEN 'pending'
                             ELSE refund_state END
-    WHERE id = :id AND status = :from_status
+    WHERE organisation_id = :org AND id = :id AND status = :from_status
     RETURNING {_JOB_COLUMNS}
     """
 )
-_REFUNDED = sa.text("UPDATE jobs SET refund_state = 'done' WHERE id = :id")
+_REFUNDED = sa.text(
+    "UPDATE jobs SET refund_state = 'done' WHERE organisation_id = :org AND id = :id"
+)
 _START = sa.text(
     f"""
     UPDATE jobs SET status = 'running', attempts = attempts + 1, updated_at = now(),
         lease_until = now() + make_interval(secs => :lease)
-    WHERE id = :id AND (status = 'pending'
-                        OR (status = 'running' AND lease_until < now()))
+    WHERE organisation_id = :org AND id = :id
+      AND (status = 'pending' OR (status = 'running' AND lease_until < now()))
     RETURNING {_JOB_COLUMNS}
     """
 )
@@ -94,7 +112,8 @@ _FINISH = sa.text(
         updated_at = now(), lease_until = NULL,
         refund_state = CASE WHEN :to_status = 'failed' THEN 'pending'
                             ELSE refund_state END
-    WHERE id = :id AND status = 'running' AND attempts = :attempt
+    WHERE organisation_id = :org AND id = :id AND status = 'running'
+      AND attempts = :attempt
     RETURNING {_JOB_COLUMNS}
     """
 )
@@ -113,7 +132,7 @@ _STALLED = sa.text(
 _REQUEUE = sa.text(
     f"""
     UPDATE jobs SET status = 'pending', updated_at = now(), lease_until = NULL
-    WHERE id = :id AND attempts = :attempt
+    WHERE organisation_id = :org AND id = :id AND attempts = :attempt
       AND (status = 'pending' OR (status = 'running' AND lease_until < now()))
     RETURNING {_JOB_COLUMNS}
     """
@@ -125,7 +144,11 @@ _AWAITING_REFUND = sa.text(
 
 
 class PostgresIdempotency:
-    """``IdempotencyPort`` on the idempotency_records table."""
+    """``IdempotencyPort`` on the idempotency_records table.
+
+    ``prune`` works across organisations and needs the jobs ``_system`` role's
+    engine; everything else acts for one organisation.
+    """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -147,15 +170,12 @@ class PostgresIdempotency:
             "attempt": uuid.uuid4().hex,
             "lock": lock_seconds,
         }
-        async with self._engine.begin() as db:
+        async with _acting_for(self._engine, organisation_id) as db:
             attempt = (await db.execute(_CLAIM, params)).scalar()
             if attempt is not None:
                 return Claim(True, attempt)
-            row = (
-                (await db.execute(_RECORD, {"org": organisation_id, "key": key}))
-                .mappings()
-                .first()
-            )
+            found = await db.execute(_RECORD, {"org": organisation_id, "key": key})
+            row = found.mappings().first()
         if row is None:
             # Released between the two statements: the caller may simply retry.
             return Claim(False, "", None)
@@ -176,7 +196,7 @@ class PostgresIdempotency:
         self, organisation_id: uuid.UUID, key: str, outcome: Outcome
     ) -> None:
         """Store the outcome."""
-        async with self._engine.begin() as db:
+        async with _acting_for(self._engine, organisation_id) as db:
             await db.execute(
                 _COMPLETE,
                 {"org": organisation_id, "key": key, "outcome": outcome.to_json()},
@@ -184,7 +204,7 @@ class PostgresIdempotency:
 
     async def release(self, organisation_id: uuid.UUID, key: str) -> None:
         """Delete an in-progress record."""
-        async with self._engine.begin() as db:
+        async with _acting_for(self._engine, organisation_id) as db:
             await db.execute(_RELEASE, {"org": organisation_id, "key": key})
 
     async def prune(self, older_than_seconds: float) -> int:
@@ -195,78 +215,61 @@ class PostgresIdempotency:
 
 
 class PostgresJobs:
-    """``JobsPort`` on the jobs table."""
+    """``JobsPort`` on the jobs table.
+
+    ``stalled`` and ``awaiting_refund`` look across organisations and need the jobs
+    ``_system`` role's engine; everything else acts for the job's organisation.
+    """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
     async def create(self, job: Job) -> Job:
         """Insert the job, or return the one recorded for its charge."""
-        async with self._engine.begin() as db:
-            row = (
-                (
-                    await db.execute(
-                        _CREATE_JOB,
-                        {
-                            "id": job.id,
-                            "org": job.organisation_id,
-                            "user_id": job.user_id,
-                            "text": job.text,
-                            "charge_id": job.charge_id,
-                            "created_at": job.created_at,
-                        },
-                    )
-                )
-                .mappings()
-                .one()
-            )
-        return _job(row)
+        found = await self._one(
+            _CREATE_JOB,
+            job.organisation_id,
+            id=job.id,
+            user_id=job.user_id,
+            text=job.text,
+            charge_id=job.charge_id,
+            created_at=job.created_at,
+        )
+        assert found is not None
+        return found
 
     async def get(self, organisation_id: uuid.UUID, job_id: uuid.UUID) -> Job | None:
         """A job of an organisation."""
-        async with self._engine.connect() as db:
-            row = (
-                (await db.execute(_GET_JOB, {"org": organisation_id, "id": job_id}))
-                .mappings()
-                .first()
-            )
-        return _job(row) if row else None
+        return await self._one(_GET_JOB, organisation_id, id=job_id)
 
     async def transition(
         self,
-        job_id: uuid.UUID,
+        job: Job,
         from_status: JobStatus,
         to_status: JobStatus,
         result: str | None = None,
         error: str | None = None,
     ) -> Job | None:
         """Compare-and-set the status."""
-        async with self._engine.begin() as db:
-            row = (
-                (
-                    await db.execute(
-                        _TRANSITION,
-                        {
-                            "id": job_id,
-                            "from_status": from_status.value,
-                            "to_status": to_status.value,
-                            "result": result,
-                            "error": error,
-                        },
-                    )
-                )
-                .mappings()
-                .first()
-            )
-        return _job(row) if row else None
+        return await self._one(
+            _TRANSITION,
+            job.organisation_id,
+            id=job.id,
+            from_status=from_status.value,
+            to_status=to_status.value,
+            result=result,
+            error=error,
+        )
 
-    async def start(self, job_id: uuid.UUID, lease_seconds: float) -> Job | None:
+    async def start(
+        self, organisation_id: uuid.UUID, job_id: uuid.UUID, lease_seconds: float
+    ) -> Job | None:
         """Begin an attempt under a lease."""
-        return await self._one(_START, id=job_id, lease=lease_seconds)
+        return await self._one(_START, organisation_id, id=job_id, lease=lease_seconds)
 
     async def finish(
         self,
-        job_id: uuid.UUID,
+        job: Job,
         attempt: int,
         to_status: JobStatus,
         result: str | None = None,
@@ -275,7 +278,8 @@ class PostgresJobs:
         """End an attempt, if it still holds the job."""
         return await self._one(
             _FINISH,
-            id=job_id,
+            job.organisation_id,
+            id=job.id,
             attempt=attempt,
             to_status=to_status.value,
             result=result,
@@ -290,22 +294,27 @@ class PostgresJobs:
             _STALLED, pending=pending_seconds, base=retry_base_seconds, limit=limit
         )
 
-    async def requeue(self, job_id: uuid.UUID, attempt: int) -> Job | None:
+    async def requeue(self, job: Job, attempt: int) -> Job | None:
         """Back to pending."""
-        return await self._one(_REQUEUE, id=job_id, attempt=attempt)
+        return await self._one(
+            _REQUEUE, job.organisation_id, id=job.id, attempt=attempt
+        )
 
     async def awaiting_refund(self, limit: int) -> list[Job]:
         """Failed and not refunded."""
         return await self._many(_AWAITING_REFUND, limit=limit)
 
-    async def mark_refunded(self, job_id: uuid.UUID) -> None:
+    async def mark_refunded(self, job: Job) -> None:
         """Record the refund."""
-        async with self._engine.begin() as db:
-            await db.execute(_REFUNDED, {"id": job_id})
+        async with _acting_for(self._engine, job.organisation_id) as db:
+            await db.execute(_REFUNDED, {"org": job.organisation_id, "id": job.id})
 
-    async def _one(self, query: sa.TextClause, **params: Any) -> Job | None:
-        async with self._engine.begin() as db:
-            row = (await db.execute(query, params)).mappings().first()
+    async def _one(
+        self, query: sa.TextClause, organisation_id: uuid.UUID, **params: Any
+    ) -> Job | None:
+        async with _acting_for(self._engine, organisation_id) as db:
+            result = await db.execute(query, {"org": organisation_id, **params})
+            row = result.mappings().first()
         return _job(row) if row else None
 
     async def _many(self, query: sa.TextClause, **params: Any) -> list[Job]:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
-
 from redis.asyncio import Redis
 from taskiq.kicker import AsyncKicker
 from taskiq_redis import RedisStreamBroker
 
 from tollgate_common.errors import DependencyUnavailable
+from tollgate_jobs.domain.model import Job
 
 SUMMARISE_TASK = "tollgate.summarise"
 
@@ -39,7 +38,9 @@ class TaskiqQueue:
 
     def __init__(self, broker: RedisStreamBroker) -> None:
         self._broker = broker
-        self._kicker: AsyncKicker[[str], None] = AsyncKicker(SUMMARISE_TASK, broker, {})
+        self._kicker: AsyncKicker[[str, str], None] = AsyncKicker(
+            SUMMARISE_TASK, broker, {}
+        )
 
     async def depth(self) -> tuple[int, int]:
         """Messages in the stream, and those delivered but not yet acknowledged."""
@@ -50,9 +51,9 @@ class TaskiqQueue:
             )
         return int(length), int(pending["pending"])
 
-    async def enqueue(self, job_id: uuid.UUID) -> None:
-        """Send the job to the workers."""
+    async def enqueue(self, job: Job) -> None:
+        """Send the job, by id and organisation, to the workers."""
         try:
-            await self._kicker.kiq(str(job_id))
+            await self._kicker.kiq(str(job.id), str(job.organisation_id))
         except Exception as error:
             raise DependencyUnavailable("The job queue is unavailable.") from error

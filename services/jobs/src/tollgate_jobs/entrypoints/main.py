@@ -26,6 +26,7 @@ from tollgate_jobs.service_layer.worker import Sweeper
 async def run(settings: JobsSettings) -> None:
     """Wire the jobs service together and serve it."""
     engine = db.make_engine(settings.database_url, settings.database_pool_size)
+    system_engine = db.make_engine(settings.system_database_url, pool_size=2)
     broker = make_broker(
         settings.redis_url, settings.queue_stream, settings.queue_reclaim_seconds
     )
@@ -34,7 +35,9 @@ async def run(settings: JobsSettings) -> None:
     records, jobs = PostgresIdempotency(engine), PostgresJobs(engine)
     queue = TaskiqQueue(broker)
     ledger = GrpcLedger(ledger_channel)
-    sweeper = Sweeper(jobs, ledger, queue, settings.retry_policy())
+    sweeper = Sweeper(
+        PostgresJobs(system_engine), ledger, queue, settings.retry_policy()
+    )
     products = Products(
         ledger=ledger,
         jobs=jobs,
@@ -62,6 +65,7 @@ async def run(settings: JobsSettings) -> None:
         await broker.shutdown()
         await ledger_channel.close()
         await engine.dispose()
+        await system_engine.dispose()
 
     await server.serve(
         settings,
@@ -79,7 +83,8 @@ async def run(settings: JobsSettings) -> None:
             server.every(
                 settings.idempotency_prune_interval_seconds,
                 functools.partial(
-                    records.prune, settings.idempotency_retention_hours * 3600
+                    PostgresIdempotency(system_engine).prune,
+                    settings.idempotency_retention_hours * 3600,
                 ),
                 "pruning idempotency records",
             ),

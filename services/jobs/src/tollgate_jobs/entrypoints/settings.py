@@ -9,6 +9,11 @@ class JobsSettings(ServiceSettings):
 
     grpc_listen: str = "127.0.0.1:50053"
     database_url: str = "postgresql+asyncpg://tollgate_jobs@127.0.0.1:5432/tollgate"
+    # The sweeper and pruning work across organisations, as a role exempt from
+    # row-level security with only the grants they need.
+    system_database_url: str = (
+        "postgresql+asyncpg://tollgate_jobs_system@127.0.0.1:5432/tollgate"
+    )
     ledger_target: str = "127.0.0.1:50052"
     redis_url: str = "redis://127.0.0.1:6379/0"
     queue_stream: str = "tollgate:jobs"

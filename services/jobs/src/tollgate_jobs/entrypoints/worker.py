@@ -74,9 +74,9 @@ async def stop(state: TaskiqState) -> None:
 
 
 @broker.task(task_name=SUMMARISE_TASK)
-async def summarise(job_id: str, **_: Any) -> None:
-    """Run one summarisation job by id."""
+async def summarise(job_id: str, organisation_id: str, **_: Any) -> None:
+    """Run one summarisation job of an organisation."""
     request_id_var.set(f"job:{job_id}")
     runner: JobRunner = broker.state.runner
-    status = await runner.run(uuid.UUID(job_id))
+    status = await runner.run(uuid.UUID(organisation_id), uuid.UUID(job_id))
     OUTCOMES.labels(status.value if status else "skipped").inc()

@@ -39,7 +39,7 @@ class LedgerPort(Protocol):
 class QueuePort(Protocol):
     """Where jobs wait for a worker."""
 
-    async def enqueue(self, job_id: uuid.UUID) -> None:
+    async def enqueue(self, job: Job) -> None:
         """Hand the job to the workers; DependencyUnavailable when unreachable."""
 
 
@@ -101,7 +101,7 @@ class JobsPort(Protocol):
 
     async def transition(
         self,
-        job_id: uuid.UUID,
+        job: Job,
         from_status: JobStatus,
         to_status: JobStatus,
         result: str | None = None,
@@ -109,7 +109,9 @@ class JobsPort(Protocol):
     ) -> Job | None:
         """Move a job if it is in ``from_status``; None if it was not."""
 
-    async def start(self, job_id: uuid.UUID, lease_seconds: float) -> Job | None:
+    async def start(
+        self, organisation_id: uuid.UUID, job_id: uuid.UUID, lease_seconds: float
+    ) -> Job | None:
         """Begin an attempt: pending, or running with a lapsed lease, → running.
 
         Returns the job with its new attempt number, or None if it is not startable
@@ -118,7 +120,7 @@ class JobsPort(Protocol):
 
     async def finish(
         self,
-        job_id: uuid.UUID,
+        job: Job,
         attempt: int,
         to_status: JobStatus,
         result: str | None = None,
@@ -131,11 +133,11 @@ class JobsPort(Protocol):
     ) -> list[Job]:
         """Jobs pending too long, or running under a lease that lapsed a backoff ago."""
 
-    async def requeue(self, job_id: uuid.UUID, attempt: int) -> Job | None:
+    async def requeue(self, job: Job, attempt: int) -> Job | None:
         """Put a stalled job back to pending for another attempt."""
 
     async def awaiting_refund(self, limit: int) -> list[Job]:
         """Failed jobs whose charge has not been refunded yet."""
 
-    async def mark_refunded(self, job_id: uuid.UUID) -> None:
+    async def mark_refunded(self, job: Job) -> None:
         """Record that a failed job's charge was refunded."""

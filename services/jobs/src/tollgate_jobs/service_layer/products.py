@@ -133,13 +133,13 @@ class Products:
 
     async def _enqueue(self, job: Job) -> None:
         try:
-            await self._queue.enqueue(job.id)
+            await self._queue.enqueue(job)
         except Exception as error:
             logger.error(
                 "could not enqueue job", extra={"fields": {"job_id": str(job.id)}}
             )
             failed = await self._jobs.transition(
-                job.id,
+                job,
                 JobStatus.PENDING,
                 JobStatus.FAILED,
                 error="The job could not be queued.",

@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 async def fail(jobs: JobsPort, ledger: LedgerPort, job: Job, reason: str) -> None:
     """End the job's current attempt as failed and refund its charge."""
-    failed = await jobs.finish(job.id, job.attempts, JobStatus.FAILED, error=reason)
+    failed = await jobs.finish(job, job.attempts, JobStatus.FAILED, error=reason)
     if failed is not None:
         await refund(jobs, ledger, failed)
 
@@ -34,7 +34,7 @@ async def refund(jobs: JobsPort, ledger: LedgerPort, job: Job) -> None:
             extra={"fields": {"job_id": str(job.id)}},
         )
         return
-    await jobs.mark_refunded(job.id)
+    await jobs.mark_refunded(job)
     logger.info("job refunded", extra={"fields": {"job_id": str(job.id)}})
 
 

@@ -53,13 +53,17 @@ class JobRunner:
         self._policy = policy or RetryPolicy()
         self._slow_down = slow_down_seconds
 
-    async def run(self, job_id: uuid.UUID) -> JobStatus | None:
+    async def run(
+        self, organisation_id: uuid.UUID, job_id: uuid.UUID
+    ) -> JobStatus | None:
         """Run the job if it is startable; its final status, or None if not run.
 
         Infrastructure failures (the database unreachable) propagate: the attempt
         keeps its lease until it lapses, and the sweeper retries it later.
         """
-        job = await self._jobs.start(job_id, self._policy.lease_seconds)
+        job = await self._jobs.start(
+            organisation_id, job_id, self._policy.lease_seconds
+        )
         if job is None:
             logger.info("job not startable; skipped", extra={"fields": _ids(job_id)})
             return None
@@ -74,7 +78,7 @@ class JobRunner:
             await fail(self._jobs, self._ledger, job, f"Summarisation failed: {error}")
             return JobStatus.FAILED
         done = await self._jobs.finish(
-            job_id, job.attempts, JobStatus.COMPLETED, result=summary
+            job, job.attempts, JobStatus.COMPLETED, result=summary
         )
         if done is None:
             logger.warning(
@@ -126,10 +130,10 @@ class Sweeper:
                 f"The job did not finish after {job.attempts} attempts.",
             )
             return
-        requeued = await self._jobs.requeue(job.id, job.attempts)
+        requeued = await self._jobs.requeue(job, job.attempts)
         if requeued is not None:
             logger.info("job sent again", extra={"fields": _ids(job.id)})
-            await self._queue.enqueue(job.id)
+            await self._queue.enqueue(requeued)
 
 
 def _ids(job_id: uuid.UUID) -> dict[str, str]:

@@ -76,16 +76,24 @@ _NEWEST = sa.text(
 )
 
 
-class PostgresUnitOfWork:
-    """A ledger transaction on one pooled connection."""
+_ACT_FOR = sa.text("SELECT set_config('tollgate.organisation_id', :org, true)")
 
-    def __init__(self, engine: AsyncEngine) -> None:
+
+class PostgresUnitOfWork:
+    """A ledger transaction for one organisation, on one pooled connection.
+
+    Row-level security confines the transaction to that organisation's rows.
+    """
+
+    def __init__(self, engine: AsyncEngine, organisation_id: uuid.UUID) -> None:
         self._engine = engine
+        self._organisation_id = organisation_id
         self._connection: AsyncConnection | None = None
 
     async def __aenter__(self) -> Self:
         self._connection = await self._engine.connect()
         await self._connection.begin()
+        await self._connection.execute(_ACT_FOR, {"org": str(self._organisation_id)})
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -67,12 +67,27 @@ class Report:
         return not any(self.violations.values())
 
 
+class ReconciliationBlind(RuntimeError):
+    """The connection's role is confined by row-level security and sees nothing."""
+
+
 async def reconcile(engine: AsyncEngine) -> Report:
-    """Run every check in one repeatable-read snapshot."""
+    """Run every check in one repeatable-read snapshot, over every organisation.
+
+    The role must bypass row-level security (``tollgate_ledger_system``): through
+    the policies it would see no rows and report a ledger that is trivially sound.
+    """
     async with engine.connect() as connection:
         await connection.execute(
             sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         )
+        bypass = await connection.execute(
+            sa.text("SELECT rolbypassrls FROM pg_roles WHERE rolname = current_user")
+        )
+        if not bypass.scalar():
+            raise ReconciliationBlind(
+                "reconciliation needs a role that bypasses row-level security"
+            )
         violations = {}
         for name, query in CHECKS.items():
             rows = (await connection.execute(sa.text(query))).all()

@@ -38,12 +38,12 @@ class Posted:
 class Ledger:
     """Grants, charges, refunds and balances."""
 
-    def __init__(self, unit_of_work: Callable[[], UnitOfWork]) -> None:
+    def __init__(self, unit_of_work: Callable[[uuid.UUID], UnitOfWork]) -> None:
         self._uow = unit_of_work
 
     async def grant(self, movement: Movement) -> Posted:
         """Add credits to an organisation, once per reference."""
-        async with self._uow() as uow:
+        async with self._uow(movement.organisation_id) as uow:
             account = await uow.lock_account(movement.organisation_id, create=True)
             assert account is not None
             existing = await uow.by_reference(
@@ -59,7 +59,7 @@ class Ledger:
 
     async def charge(self, movement: Movement) -> Posted:
         """Take credits from an organisation, once per reference, never overdrawing."""
-        async with self._uow() as uow:
+        async with self._uow(movement.organisation_id) as uow:
             account = await uow.lock_account(movement.organisation_id, create=False)
             if account is None:
                 raise InsufficientCredits(
@@ -80,7 +80,7 @@ class Ledger:
 
     async def refund(self, movement: Movement, charge_id: uuid.UUID) -> Posted:
         """Reverse a charge in full; a second refund returns the first."""
-        async with self._uow() as uow:
+        async with self._uow(movement.organisation_id) as uow:
             account = await uow.lock_account(movement.organisation_id, create=False)
             charge = await uow.by_id(movement.organisation_id, charge_id)
             if account is None or charge is None or charge.kind is not Kind.CHARGE:
@@ -98,7 +98,7 @@ class Ledger:
         self, organisation_id: uuid.UUID, recent: int = 10
     ) -> tuple[int, Sequence[Transaction]]:
         """The balance summed from the entries, and the newest transactions."""
-        async with self._uow() as uow:
+        async with self._uow(organisation_id) as uow:
             return await uow.balance(organisation_id), await uow.newest(
                 organisation_id, recent
             )
@@ -110,7 +110,7 @@ class Ledger:
         before: tuple[datetime, uuid.UUID] | None,
     ) -> Sequence[Transaction]:
         """A page of transactions, newest first."""
-        async with self._uow() as uow:
+        async with self._uow(organisation_id) as uow:
             return await uow.newest(organisation_id, limit, before)
 
 
