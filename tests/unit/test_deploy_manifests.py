@@ -35,6 +35,7 @@ import yaml
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from pydantic_settings import BaseSettings
 
+from tollgate_common.server import LIVENESS
 from tollgate_identity.entrypoints.settings import IdentitySettings
 from tollgate_jobs.entrypoints.settings import JobsSettings
 from tollgate_ledger.entrypoints.settings import LedgerSettings
@@ -204,7 +205,7 @@ def test_each_overlay_deploys_every_part_of_the_platform(
 def test_every_grpc_service_has_grpc_probes_on_the_port_it_listens_on(
     rendered: dict[str, list[Manifest]], overlay: str
 ) -> None:
-    """Readiness and liveness ask grpc.health.v1 on the port the Service targets."""
+    """Probes ask grpc.health.v1 on the port the Service targets."""
     docs = rendered[overlay]
     deployments, services = of_kind(docs, "Deployment"), of_kind(docs, "Service")
     shared = of_kind(docs, "ConfigMap")
@@ -218,8 +219,13 @@ def test_every_grpc_service_has_grpc_probes_on_the_port_it_listens_on(
         (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
         assert ports == {"grpc": port}, name
-        for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        for probe in ("readinessProbe", "startupProbe"):
             assert container[probe]["grpc"] == {"port": port}, (name, probe)
+        # Liveness asks the name that stays SERVING through a database outage.
+        assert container["livenessProbe"]["grpc"] == {
+            "port": port,
+            "service": LIVENESS,
+        }, name
         assert environment(container, docs)["TOLLGATE_GRPC_LISTEN"].endswith(f":{port}")
         (service_port,) = services[name]["spec"]["ports"]
         assert service_port["port"] == port

@@ -18,6 +18,9 @@ from tollgate_common.settings import ServiceSettings
 logger = logging.getLogger(__name__)
 
 HEALTH_INTERVAL_SECONDS = 1.0
+# Always SERVING while the process runs: for liveness probes, which must not restart
+# a service just because its database is down (readiness uses the service's name).
+LIVENESS = "tollgate.liveness"
 
 
 async def serve(
@@ -44,6 +47,7 @@ async def serve(
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr="127.0.0.1")
 
+    await health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
     await server.start()
     logger.info(
         "serving",
