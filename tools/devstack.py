@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -44,6 +45,10 @@ class StackConfig:
     replicas: int = 1
     # Test stacks start from an empty database, whatever an earlier run left there.
     fresh_database: bool = False
+    # When set, services reach Postgres through a PgBouncer (transaction pooling)
+    # on this port, with this many server connections per role.
+    pgbouncer_port: int = 0
+    pgbouncer_pool_size: int = 20
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -77,8 +82,14 @@ class StackConfig:
         return "ipv4:" + ",".join(self.grpc_targets(service))
 
     def database_url(self, role: str) -> str:
-        """An asyncpg URL for one of the service roles."""
+        """An asyncpg URL for one of the roles, straight to Postgres."""
         return f"postgresql+asyncpg://{role}@127.0.0.1:5432/{self.database}"
+
+    def service_database_url(self, role: str) -> str:
+        """The URL a service uses: through PgBouncer when the stack has one."""
+        if not self.pgbouncer_port:
+            return self.database_url(role)
+        return f"postgresql+asyncpg://{role}@127.0.0.1:{self.pgbouncer_port}/{self.database}"
 
 
 class Stack:
@@ -95,6 +106,8 @@ class Stack:
         self.logs.mkdir(parents=True, exist_ok=True)
         if prepare:
             self.prepare_database()
+        if self.config.pgbouncer_port:
+            self.start_pgbouncer()
         if "TOLLGATE_OIDC_ISSUER" not in os.environ:
             self.start(
                 "oidc",
@@ -150,12 +163,13 @@ class Stack:
             if service in SERVICES
             else "127.0.0.1:0",
             "TOLLGATE_METRICS_PORT": str(metrics),
-            "TOLLGATE_DATABASE_URL": self.config.database_url(
+            "TOLLGATE_DATABASE_URL": self.config.service_database_url(
                 f"tollgate_{'jobs' if service == 'worker' else service}"
             ),
-            "TOLLGATE_SYSTEM_DATABASE_URL": self.config.database_url(
+            "TOLLGATE_SYSTEM_DATABASE_URL": self.config.service_database_url(
                 f"tollgate_{'jobs' if service == 'worker' else service}_system"
             ),
+            "TOLLGATE_DATABASE_BEHIND_POOLER": str(bool(self.config.pgbouncer_port)),
             "TOLLGATE_IDENTITY_TARGET": self.config.client_target("identity"),
             "TOLLGATE_LEDGER_TARGET": self.config.client_target("ledger"),
             "TOLLGATE_JOBS_TARGET": self.config.client_target("jobs"),
@@ -195,6 +209,39 @@ class Stack:
             ],
             self.environment("worker", replica),
         )
+
+    def start_pgbouncer(self) -> None:
+        """Start a PgBouncer in transaction pooling mode in front of Postgres."""
+        if self.running("pgbouncer"):
+            return
+        roles = [
+            f"tollgate_{service}{suffix}"
+            for service in SERVICES
+            for suffix in ("", "_system", "_owner")
+        ] + ["postgres"]
+        users = self.config.run_dir / "pgbouncer-users.txt"
+        users.write_text("".join(f'"{role}" ""\n' for role in roles))
+        ini = self.config.run_dir / "pgbouncer.ini"
+        ini.write_text(
+            PGBOUNCER_INI.format(
+                database=self.config.database,
+                port=self.config.pgbouncer_port,
+                users=users,
+                pool_size=self.config.pgbouncer_pool_size,
+            )
+        )
+        # PgBouncer refuses to run as root; the postgres account is on the machine.
+        user = ["-u", "postgres"] if os.geteuid() == 0 else []
+        self.start("pgbouncer", ["/usr/sbin/pgbouncer", *user, str(ini)])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                socket.create_connection(
+                    ("127.0.0.1", self.config.pgbouncer_port), 1
+                ).close()
+                return
+            time.sleep(0.1)
+        raise SystemExit("pgbouncer did not start")
 
     def start_gateway(self) -> None:
         """Render Envoy's configuration and start it."""
@@ -278,7 +325,15 @@ class Stack:
     def down(self) -> None:
         """Stop everything this stack started, gateway first."""
         started = {path.stem for path in self.pids.glob("*.pid")}
-        for kind in ("envoy", "jobs", "worker", "ledger", "identity", "oidc"):
+        for kind in (
+            "envoy",
+            "jobs",
+            "worker",
+            "ledger",
+            "identity",
+            "oidc",
+            "pgbouncer",
+        ):
             for name in sorted(n for n in started if n.split("-")[0] == kind):
                 self.stop(name)
 
@@ -305,6 +360,28 @@ class Stack:
         return int(path.read_text()) if path.exists() else None
 
 
+PGBOUNCER_INI = """\
+[databases]
+{database} = host=127.0.0.1 port=5432 dbname={database}
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {port}
+unix_socket_dir =
+auth_type = trust
+auth_file = {users}
+pool_mode = transaction
+default_pool_size = {pool_size}
+max_client_conn = 1000
+# A client waiting this long for a server connection is refused, which the
+# services answer as a fast 503 instead of queueing without bound.
+query_wait_timeout = 2
+ignore_startup_parameters = extra_float_digits
+# SHOW POOLS and friends, for operators and the tests (local trust only).
+admin_users = postgres
+"""
+
+
 def _name(kind: str, replica: int) -> str:
     return kind if replica == 0 else f"{kind}-{replica}"
 
@@ -327,8 +404,13 @@ def main() -> None:
     parser.add_argument(
         "--replicas", type=int, default=1, help="instances of each service and worker"
     )
+    parser.add_argument(
+        "--pgbouncer-port", type=int, default=0, help="run PgBouncer on this port"
+    )
     args = parser.parse_args()
-    stack = Stack(StackConfig(replicas=args.replicas))
+    stack = Stack(
+        StackConfig(replicas=args.replicas, pgbouncer_port=args.pgbouncer_port)
+    )
     if args.command == "down":
         stack.down()
         print("stopped")

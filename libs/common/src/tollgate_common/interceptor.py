@@ -167,6 +167,8 @@ _UNAVAILABLE_TYPES: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.InterfaceError,
+    # PgBouncer ends a client that waited past query_wait_timeout with 08P01.
+    asyncpg.exceptions.ProtocolViolationError,
 )
 _NETWORK_ERRNOS = {
     errno.ECONNREFUSED,

@@ -29,6 +29,10 @@ class ServiceSettings(BaseSettings):
     metrics_port: int = 0
     database_url: str = "postgresql+asyncpg://tollgate_app@127.0.0.1:5432/tollgate"
     database_pool_size: int = 10
+    # A call waits this long for a pooled connection before it is a 503.
+    database_pool_timeout_seconds: float = 5.0
+    # Through PgBouncer in transaction pooling: no prepared statement outlives one.
+    database_behind_pooler: bool = False
     identity_target: str = "127.0.0.1:50051"
     # Deadline given to every outgoing gRPC call.
     call_timeout_seconds: float = 5.0

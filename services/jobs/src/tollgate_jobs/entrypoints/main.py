@@ -25,8 +25,8 @@ from tollgate_jobs.service_layer.worker import Sweeper
 
 async def run(settings: JobsSettings) -> None:
     """Wire the jobs service together and serve it."""
-    engine = db.make_engine(settings.database_url, settings.database_pool_size)
-    system_engine = db.make_engine(settings.system_database_url, pool_size=2)
+    engine = db.engine_for(settings)
+    system_engine = db.engine_for(settings, settings.system_database_url, pool_size=2)
     broker = make_broker(
         settings.redis_url, settings.queue_stream, settings.queue_reclaim_seconds
     )

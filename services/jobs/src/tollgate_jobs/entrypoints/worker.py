@@ -55,7 +55,7 @@ async def start(state: TaskiqState) -> None:
     logs.configure("worker", settings.log_level)
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr="127.0.0.1")
-    state.engine = db.make_engine(settings.database_url, settings.database_pool_size)
+    state.engine = db.engine_for(settings)
     state.channel = channel(settings.ledger_target, settings.call_timeout_seconds)
     state.runner = JobRunner(
         PostgresJobs(state.engine),

@@ -14,7 +14,7 @@ from tollgate_ledger.entrypoints.settings import LedgerSettings
 
 
 async def _reconcile(settings: LedgerSettings) -> int:
-    engine = db.make_engine(settings.system_database_url, pool_size=1)
+    engine = db.engine_for(settings, settings.system_database_url, pool_size=1)
     try:
         report = await reconcile(engine)
     finally:

@@ -21,7 +21,7 @@ from tollgate_ledger.service_layer.ledger import Ledger
 
 async def run(settings: LedgerSettings) -> None:
     """Wire the ledger together and serve it."""
-    engine = db.make_engine(settings.database_url, settings.database_pool_size)
+    engine = db.engine_for(settings)
     ledger = Ledger(functools.partial(PostgresUnitOfWork, engine))
     verifier = standard_verifier(
         settings.identity_target,
