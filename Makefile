@@ -9,7 +9,7 @@ CHROMIUM := /usr/bin/chromium
 PGBOUNCER_BIN := /usr/sbin/pgbouncer
 STAMP := $(VENV)/.installed
 
-.PHONY: install proto lint up down test demo reconcile rotate-keys bench clean
+.PHONY: install proto lint breaking up down test demo reconcile rotate-keys bench clean
 
 install: $(STAMP) $(BUF) $(SWAGGER_UI) $(CHROMIUM) $(PGBOUNCER_BIN) build/tollgate.pb
 
@@ -50,8 +50,14 @@ build/tollgate.pb: $(STAMP) $(shell find proto -name '*.proto')
 proto: $(STAMP)
 	./tools/gen_protos.sh
 
+# `make breaking REF=v1.2` compares the contracts with a tag or branch (default:
+# main, or the previous commit on main).
+breaking: install
+	PYTHON=$(PY) ./tools/proto_breaking.sh $(REF)
+
 lint: install
 	$(BUF) lint "build/tollgate.pb#format=binpb" --config buf.yaml --path tollgate
+	PYTHON=$(PY) ./tools/proto_breaking.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
@@ -66,6 +72,7 @@ down:
 
 test: install
 	$(BUF) lint "build/tollgate.pb#format=binpb" --config buf.yaml --path tollgate
+	PYTHON=$(PY) ./tools/proto_breaking.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest
 	# The integration suite once more, with every engine going through PgBouncer.
