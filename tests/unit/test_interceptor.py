@@ -105,3 +105,20 @@ async def test_a_domain_error_keeps_its_message_and_context(call) -> None:
     status, detail = public(await call(raising(InvalidRequest("body → text: short"))))
     assert status == "422"
     assert detail == {"error": "validation_error", "message": "body → text: short"}
+
+
+async def test_a_request_that_does_not_decode_is_400_malformed_request() -> None:
+    """Bytes that are not the request message never become a 500."""
+    from tollgate.jobs.v1 import jobs_service_pb2_grpc as pb_grpc
+
+    server = grpc.aio.server(interceptors=[CallContextInterceptor(None, {})])
+    pb_grpc.add_JobsServiceServicer_to_server(pb_grpc.JobsServiceServicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        analyse = channel.unary_unary("/tollgate.jobs.v1.JobsService/Analyse")
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await analyse(b"\x0a\x01\xff")  # field 1, a string that is not UTF-8
+    await server.stop(None)
+    status, detail = public(failed.value)
+    assert (status, detail["error"]) == ("400", "malformed_request")

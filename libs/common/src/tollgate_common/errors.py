@@ -29,6 +29,10 @@ class Forbidden(DomainError):
     """The caller's role does not allow the call."""
 
 
+class MalformedRequest(DomainError):
+    """The request cannot be read at all (not JSON, not an object, not UTF-8)."""
+
+
 class InvalidRequest(DomainError):
     """A field is missing or out of range; the message names it."""
 

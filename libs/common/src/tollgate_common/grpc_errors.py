@@ -38,6 +38,9 @@ COMMON_ERRORS: Mapping[type[errors.DomainError], PublicError] = {
         grpc.StatusCode.UNAUTHENTICATED, 401, "authentication_required"
     ),
     errors.Forbidden: PublicError(grpc.StatusCode.PERMISSION_DENIED, 403, "forbidden"),
+    errors.MalformedRequest: PublicError(
+        grpc.StatusCode.INVALID_ARGUMENT, 400, "malformed_request"
+    ),
     errors.InvalidRequest: PublicError(
         grpc.StatusCode.INVALID_ARGUMENT, 422, "validation_error"
     ),

@@ -53,11 +53,14 @@ class CallContextInterceptor(grpc.aio.ServerInterceptor):
         error_table: Mapping[type[errors.DomainError], grpc_errors.PublicError],
         anonymous_methods: Collection[str] = (),
         limiter: RateLimiter | None = None,
+        undecodable: Mapping[str, type[errors.DomainError]] | None = None,
     ) -> None:
         self._verifier = verifier
         self._table = {**grpc_errors.COMMON_ERRORS, **error_table}
         self._anonymous = frozenset(anonymous_methods)
         self._limiter = limiter
+        # What a request that does not even decode is, per method (default: 400).
+        self._undecodable = dict(undecodable or {})
 
     async def intercept_service(
         self,
@@ -78,7 +81,7 @@ class CallContextInterceptor(grpc.aio.ServerInterceptor):
         behaviour = self._wrap(method, handler.unary_unary)
         return grpc.unary_unary_rpc_method_handler(
             behaviour,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
 
@@ -93,6 +96,9 @@ class CallContextInterceptor(grpc.aio.ServerInterceptor):
             principal_var.set(None)
             status = 200
             try:
+                if isinstance(request, _Undecodable):
+                    kind = self._undecodable.get(method, errors.MalformedRequest)
+                    raise kind("The request is not valid (it is not UTF-8 text).")
                 await self._authenticate(method, metadata)
                 validation.validate(method, request)
                 return await inner(request, context)
@@ -153,6 +159,27 @@ class CallContextInterceptor(grpc.aio.ServerInterceptor):
                 raise errors.RateLimited(
                     "Too many requests for this organisation; slow down.", wait
                 )
+
+
+class _Undecodable:
+    """Stands for a request whose bytes did not parse, so the handler can refuse it."""
+
+
+def _tolerant(
+    deserializer: Callable[[bytes], Any] | None,
+) -> Callable[[bytes], Any] | None:
+    # gRPC would answer a parse failure (a string field that is not UTF-8, say)
+    # with a bare INTERNAL before any interceptor runs; this lets it be a 400.
+    if deserializer is None:
+        return None
+
+    def deserialize(raw: bytes) -> Any:
+        try:
+            return deserializer(raw)
+        except Exception:
+            return _Undecodable()
+
+    return deserialize
 
 
 # Failures that mean "a database, queue or service could not be reached": the call

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import secrets
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from tollgate_common.errors import DependencyUnavailable
 from tollgate_identity.domain.model import (
     Identity,
     Organisation,
@@ -26,12 +30,16 @@ _SAVE_ATTEMPT = sa.text(
 )
 _PRUNE_ATTEMPTS = sa.text("DELETE FROM login_attempts WHERE expires_at < now()")
 _TAKE_ATTEMPT = sa.text(
-    "DELETE FROM login_attempts WHERE state_hash = :state_hash "
+    "DELETE FROM login_attempts "
+    "WHERE state_hash = :state_hash AND browser_hash = :browser_hash "
     "RETURNING state_hash, browser_hash, nonce, code_verifier, expires_at"
 )
 _USER_BY_SUBJECT = sa.text(
     f"SELECT {_USER_COLUMNS} FROM users WHERE issuer = :issuer AND subject = :subject"
 )
+# Two first logins of one account (a double click) queue here, so that the second
+# finds the first's user instead of creating a personal organisation nobody uses.
+_LOCK_SUBJECT = sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 # The unique domain decides which of two racing first logins creates the company's
 # organisation: the other's insert waits for it, does nothing, and joins as member.
 _CREATE_ORGANISATION = sa.text(
@@ -41,7 +49,7 @@ _CREATE_ORGANISATION = sa.text(
 _ORGANISATION_BY_DOMAIN = sa.text("SELECT id FROM organisations WHERE domain = :domain")
 _CREATE_USER = sa.text(
     f"INSERT INTO users ({_USER_COLUMNS}) VALUES (:id, :issuer, :subject, :email, "
-    ":name, :role, :organisation_id, now()) ON CONFLICT (issuer, subject) DO NOTHING"
+    ":name, :role, :organisation_id, now())"
 )
 _USER_WITH_ORGANISATION = sa.text(
     "SELECT u.id, u.issuer, u.subject, u.email, u.name, u.role, u.organisation_id, "
@@ -49,6 +57,25 @@ _USER_WITH_ORGANISATION = sa.text(
     "o.created_at AS org_created_at "
     "FROM users u JOIN organisations o ON o.id = u.organisation_id WHERE u.id = :id"
 )
+SLUG_ATTEMPTS = 5
+
+# What a database that is down or unreachable raises, as opposed to a bug.
+_UNAVAILABLE = (
+    sa.exc.OperationalError,
+    sa.exc.InterfaceError,
+    sa.exc.TimeoutError,
+    OSError,
+    TimeoutError,
+)
+
+
+@contextlib.asynccontextmanager
+async def _available() -> AsyncIterator[None]:
+    try:
+        yield
+    except _UNAVAILABLE as error:
+        message = "The identity database cannot be reached."
+        raise DependencyUnavailable(message) from error
 
 
 class PostgresDirectory:
@@ -59,7 +86,7 @@ class PostgresDirectory:
 
     async def save_attempt(self, attempt: LoginAttempt) -> None:
         """Store an attempt, clearing expired ones on the way."""
-        async with self._engine.begin() as db:
+        async with _available(), self._engine.begin() as db:
             await db.execute(_PRUNE_ATTEMPTS)
             await db.execute(
                 _SAVE_ATTEMPT,
@@ -72,11 +99,18 @@ class PostgresDirectory:
                 },
             )
 
-    async def take_attempt(self, state_hash: str) -> LoginAttempt | None:
-        """Delete and return an attempt."""
-        async with self._engine.begin() as db:
+    async def take_attempt(
+        self, state_hash: str, browser_hash: str
+    ) -> LoginAttempt | None:
+        """Delete and return the attempt of this state and browser."""
+        async with _available(), self._engine.begin() as db:
             row = (
-                (await db.execute(_TAKE_ATTEMPT, {"state_hash": state_hash}))
+                (
+                    await db.execute(
+                        _TAKE_ATTEMPT,
+                        {"state_hash": state_hash, "browser_hash": browser_hash},
+                    )
+                )
                 .mappings()
                 .first()
             )
@@ -84,39 +118,20 @@ class PostgresDirectory:
 
     async def user_by_subject(self, issuer: str, subject: str) -> User | None:
         """The user of a provider account."""
-        async with self._engine.connect() as db:
-            row = (
-                (
-                    await db.execute(
-                        _USER_BY_SUBJECT, {"issuer": issuer, "subject": subject}
-                    )
-                )
-                .mappings()
-                .first()
-            )
+        async with _available(), self._engine.connect() as db:
+            row = await _user_row(db, issuer, subject)
         return _user(row) if row else None
 
     async def register(self, identity: Identity, plan: OrganisationPlan) -> User:
         """Create the user and, if it is the first, the organisation."""
-        async with self._engine.begin() as db:
-            created = (
-                await db.execute(
-                    _CREATE_ORGANISATION,
-                    {
-                        "id": uuid.uuid4(),
-                        "name": plan.name,
-                        "slug": plan.slug,
-                        "domain": plan.domain,
-                    },
-                )
-            ).scalar()
-            if created is not None:
-                organisation_id, role = created, Role.ADMIN
-            else:
-                organisation_id = (
-                    await db.execute(_ORGANISATION_BY_DOMAIN, {"domain": plan.domain})
-                ).scalar_one()
-                role = Role.MEMBER
+        async with _available(), self._engine.begin() as db:
+            await db.execute(
+                _LOCK_SUBJECT, {"key": f"{identity.issuer} {identity.subject}"}
+            )
+            row = await _user_row(db, identity.issuer, identity.subject)
+            if row is not None:
+                return _user(row)
+            organisation_id, role = await _join_or_create(db, plan)
             await db.execute(
                 _CREATE_USER,
                 {
@@ -129,21 +144,12 @@ class PostgresDirectory:
                     "organisation_id": organisation_id,
                 },
             )
-            row = (
-                (
-                    await db.execute(
-                        _USER_BY_SUBJECT,
-                        {"issuer": identity.issuer, "subject": identity.subject},
-                    )
-                )
-                .mappings()
-                .one()
-            )
+            row = await _user_row(db, identity.issuer, identity.subject)
         return _user(row)
 
     async def user(self, user_id: uuid.UUID) -> tuple[User, Organisation] | None:
         """A user and their organisation."""
-        async with self._engine.connect() as db:
+        async with _available(), self._engine.connect() as db:
             row = (
                 (await db.execute(_USER_WITH_ORGANISATION, {"id": user_id}))
                 .mappings()
@@ -158,6 +164,35 @@ class PostgresDirectory:
             created_at=row["org_created_at"],
         )
         return _user(row), organisation
+
+
+async def _user_row(db: AsyncConnection, issuer: str, subject: str) -> Any:
+    result = await db.execute(_USER_BY_SUBJECT, {"issuer": issuer, "subject": subject})
+    return result.mappings().first()
+
+
+async def _join_or_create(
+    db: AsyncConnection, plan: OrganisationPlan
+) -> tuple[uuid.UUID, Role]:
+    """The planned organisation's id, and the role its new user gets there."""
+    slug = plan.slug
+    for _ in range(SLUG_ATTEMPTS):
+        parameters = {"id": uuid.uuid4(), "name": plan.name, "domain": plan.domain}
+        created = (
+            await db.execute(_CREATE_ORGANISATION, {**parameters, "slug": slug})
+        ).scalar()
+        if created is not None:
+            return created, Role.ADMIN
+        if plan.domain is not None:
+            existing = (
+                await db.execute(_ORGANISATION_BY_DOMAIN, {"domain": plan.domain})
+            ).scalar()
+            if existing is not None:
+                return existing, Role.MEMBER
+        # The slug is taken by another organisation (``a-b.example`` and
+        # ``a.b-example`` share one), so this one gets a suffix.
+        slug = f"{plan.slug}-{secrets.token_hex(3)}"
+    raise RuntimeError(f"no free slug for {plan.slug!r}")
 
 
 def _user(row: Any) -> User:

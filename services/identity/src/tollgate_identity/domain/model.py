@@ -68,15 +68,17 @@ def plan_organisation(
     """A company domain's shared organisation, or a personal one.
 
     Google says which accounts belong to a Workspace domain with the ``hd`` claim;
-    a Google account without it is a personal one whatever its address. Other
-    providers are trusted for the verified address's domain, except the mailbox
-    providers listed in ``consumer_domains``.
+    a Google account without it is a personal one whatever its address, and one
+    with it belongs to that domain's organisation (a Workspace's addresses may be
+    at its secondary domains too). Other providers are trusted for the verified
+    address's domain, except the mailbox providers listed in ``consumer_domains``;
+    their ``hd``, if any, means nothing.
     """
-    domain = identity.email.rpartition("@")[2].lower()
-    personal = domain in consumer_domains or (
-        provider_is_google and identity.hosted_domain is None
-    )
-    if personal:
+    if provider_is_google:
+        domain = (identity.hosted_domain or "").strip().lower() or None
+    else:
+        domain = identity.email.rpartition("@")[2].strip().lower() or None
+    if domain is None or domain in consumer_domains:
         suffix = uuid.uuid4().hex[:12]
         return OrganisationPlan(
             name=identity.name or identity.email, slug=f"personal-{suffix}", domain=None

@@ -19,8 +19,13 @@ from tollgate_common.settings import load
 from tollgate_identity.adapters.keys import KeyStore
 from tollgate_identity.adapters.oidc import OidcProvider
 from tollgate_identity.adapters.postgres import PostgresDirectory
+from tollgate_identity.domain.errors import LoginFailed
 from tollgate_identity.entrypoints.errors import ERRORS
-from tollgate_identity.entrypoints.servicer import ANONYMOUS_METHODS, IdentityServicer
+from tollgate_identity.entrypoints.servicer import (
+    ANONYMOUS_METHODS,
+    COMPLETE_LOGIN,
+    IdentityServicer,
+)
 from tollgate_identity.entrypoints.settings import IdentitySettings
 from tollgate_identity.service_layer.login import Login, TokenPolicy
 
@@ -34,13 +39,16 @@ def consumer_domains() -> frozenset[str]:
 
 async def run(settings: IdentitySettings) -> None:
     """Wire identity together and serve it."""
-    engine = db.make_engine(settings.database_url, settings.database_pool_size)
-    keys = KeyStore(settings.signing_keys_dir)
-    keys.ensure_key()
+    engine = db.engine_for(settings)
+    keys = KeyStore(
+        settings.signing_keys_dir,
+        timedelta(seconds=settings.signing_key_activation_seconds),
+    )
+    keys.ensure_key(create=settings.signing_keys_create)
     provider = OidcProvider(
         settings.oidc_issuer,
         settings.oidc_client_id,
-        settings.oidc_client_secret,
+        settings.oidc_client_secret.get_secret_value(),
         settings.oidc_redirect_uri,
         settings.call_timeout_seconds,
     )
@@ -101,7 +109,15 @@ async def run(settings: IdentitySettings) -> None:
     await server.serve(
         settings,
         register,
-        [CallContextInterceptor(verifier, ERRORS, ANONYMOUS_METHODS)],
+        [
+            CallContextInterceptor(
+                verifier,
+                ERRORS,
+                ANONYMOUS_METHODS,
+                # Junk in the callback's query is a failed login like any other.
+                undecodable={COMPLETE_LOGIN: LoginFailed},
+            )
+        ],
         healthy=functools.partial(db.reachable, engine),
         on_stop=stop,
     )

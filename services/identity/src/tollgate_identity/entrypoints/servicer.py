@@ -19,7 +19,10 @@ from tollgate_common.grpc_errors import HTTP_STATUS_HEADER
 from tollgate_identity.service_layer.login import Login
 from tollgate_identity.service_layer.ports import SignerPort
 
+# One login cookie per browser: a login started in a second tab replaces the first
+# tab's cookie, so the first tab's callback then fails and has to start again.
 LOGIN_COOKIE = "tollgate_login"
+COMPLETE_LOGIN = "/tollgate.identity.v1.IdentityService/CompleteLogin"
 ANONYMOUS_METHODS = frozenset(
     f"/tollgate.identity.v1.IdentityService/{name}"
     for name in ("StartLogin", "CompleteLogin", "GetJwks", "GetPlatformHealth")

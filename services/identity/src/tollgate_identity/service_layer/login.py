@@ -1,15 +1,22 @@
 """Login with OpenID Connect (authorization code flow with PKCE) and token issue.
 
 The ``state`` is random, stored server-side as a hash with a short expiry, single
-use, and bound to the browser by a cookie holding a second secret (RFC 9700 §4.7);
-the ``nonce`` ties the ID token to this attempt (OIDC Core §3.1.2.1). Every failure
-is a ``LoginFailed``, and nothing is written before the provider vouched for the user.
+use, and bound to the browser by a cookie holding a second secret (RFC 9700 §4.7.1):
+an attempt is taken only by the browser that started it. The PKCE verifier (RFC 7636,
+S256, RFC 9700 §2.1.1) and the ``nonce`` (OIDC Core §3.1.2.1) stay on the server with
+the attempt. Every failure of the callback is a ``LoginFailed`` (a provider that
+cannot be reached is ``DependencyUnavailable``), and nothing is written before the
+provider vouched for the user.
+
+Identity talks to one provider only, so the callback's ``iss`` parameter (RFC 9207,
+the mix-up defence of RFC 9700 §4.4) is not checked; a second provider would need it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -26,6 +33,8 @@ from tollgate_identity.service_layer.ports import (
 )
 
 logger = logging.getLogger(__name__)
+
+_ERROR_CODE = re.compile(r"[a-z_]{1,64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,22 +107,36 @@ class Login:
         self, code: str, state: str, error: str, browser_secret: str | None
     ) -> IssuedToken:
         """Check the callback, exchange the code, find or create the user, sign."""
+        try:
+            return await self._complete(code, state, error, browser_secret)
+        except LoginFailed as failure:
+            logger.info("login failed: %s", failure.message)
+            raise
+
+    async def _complete(
+        self, code: str, state: str, error: str, browser_secret: str | None
+    ) -> IssuedToken:
         if error:
-            raise LoginFailed(f"The identity provider refused the login: {error}.")
+            # The provider's code is echoed only if it looks like one (RFC 6749
+            # §4.1.2.1); anything else in the query is the visitor's own text.
+            said = error if _ERROR_CODE.fullmatch(error) else "an error"
+            raise LoginFailed(f"The identity provider refused the login: {said}.")
         if not code or not state:
             raise LoginFailed("The callback has no code or no state.")
-        attempt = await self._directory.take_attempt(_hash(state))
-        if attempt is None or attempt.expires_at < datetime.now(UTC):
-            raise LoginFailed("The login state is unknown, used or expired.")
-        if browser_secret is None or not secrets.compare_digest(
-            _hash(browser_secret), attempt.browser_hash
-        ):
+        if not browser_secret:
             raise LoginFailed("The login was not started in this browser.")
+        attempt = await self._directory.take_attempt(
+            _hash(state), _hash(browser_secret)
+        )
+        if attempt is None or attempt.expires_at < datetime.now(UTC):
+            raise LoginFailed(
+                "The login state is unknown, used, expired or from another browser."
+            )
         try:
             identity, verified = await self._provider.identify(
                 code, attempt.code_verifier, attempt.nonce
             )
-        except LoginFailed:
+        except (LoginFailed, DependencyUnavailable):
             raise
         except Exception as failure:
             logger.warning("code exchange failed: %s", type(failure).__name__)
@@ -123,6 +146,7 @@ class Login:
         if not verified:
             raise LoginFailed("The e-mail address is not verified.")
 
+        # Nothing was written so far: a failed login leaves no user behind.
         user = await self._directory.user_by_subject(identity.issuer, identity.subject)
         if user is None:
             plan = plan_organisation(

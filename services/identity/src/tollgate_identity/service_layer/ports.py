@@ -49,8 +49,14 @@ class DirectoryPort(Protocol):
     async def save_attempt(self, attempt: LoginAttempt) -> None:
         """Remember a login attempt until its callback."""
 
-    async def take_attempt(self, state_hash: str) -> LoginAttempt | None:
-        """Remove and return the attempt of a state: each state works once."""
+    async def take_attempt(
+        self, state_hash: str, browser_hash: str
+    ) -> LoginAttempt | None:
+        """Remove and return the attempt of a state started by this browser.
+
+        Each state works once; a browser that did not start the attempt gets
+        nothing and leaves it in place.
+        """
 
     async def user_by_subject(self, issuer: str, subject: str) -> User | None:
         """The user a provider account logs in as."""
@@ -59,7 +65,8 @@ class DirectoryPort(Protocol):
         """Create the user, joining or creating the planned organisation.
 
         Whoever creates the organisation is its admin; everyone after is a member,
-        also when first logins race (the organisation's unique domain decides).
+        also when first logins race (the organisation's unique domain decides). If
+        the same account registers twice at once, both get the one user.
         """
 
     async def user(self, user_id: uuid.UUID) -> tuple[User, Organisation] | None:
