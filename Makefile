@@ -87,5 +87,9 @@ reconcile: install
 rotate-keys: install
 	$(PY) -m tollgate_identity.entrypoints.cli rotate-keys
 
+# Throughput, latency and memory beside PostgreSQL's own ceiling (not a test).
+bench: install
+	$(PY) bench/run.py
+
 clean: down
 	rm -rf build .run libs/api/src/tollgate

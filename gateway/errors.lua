@@ -75,7 +75,7 @@ local CLOSE = {["{"] = "}", ["["] = "]"}
 
 local function scan_value(s, i) -- returns the index after the value and its kind
   local c = s:sub(i, i)
-  if c == '"' then return scan_string(s, i), "scalar" end
+  if c == '"' then return scan_string(s, i), "string" end
   if CLOSE[c] then
     local stack, j = {}, i
     while true do
@@ -98,7 +98,21 @@ local function scan_value(s, i) -- returns the index after the value and its kin
   end
   local k = s:find("[,}%]%s]", i) or #s + 1
   if k == i then return nil end
-  return k, s:sub(i, k - 1) == "null" and "null" or "scalar"
+  local word = s:sub(i, k - 1)
+  if word == "null" then return k, "null" end
+  if word == "true" or word == "false" then return k, "boolean" end
+  local n = tonumber(word)
+  if n and n == math.floor(n) and n == n and n ~= math.huge and n ~= -math.huge then
+    return k, "integer" -- 5, 5.0 and 1e2 are integers; 2.5 is not
+  end
+  return k, "number"
+end
+
+-- Whether a JSON value of `kind` may stand where the RPC has a field of `expected`.
+-- Types are strict, as the contract says: "5" is not an integer, 5 is not a string.
+local function fits(expected, kind)
+  return expected == "any" or kind == "null" or kind == expected
+    or (expected == "number" and kind == "integer")
 end
 
 local function object_members(s)
@@ -169,9 +183,7 @@ local function body_problem(body, fields)
     if not expected then
       return 422, "validation_error", "body" .. ARROW .. key .. ": unknown field"
     end
-    local fits = expected == "any" or kind == "null" or (kind == "scalar"
-      and expected ~= "list" and expected ~= "object") or kind == expected
-    if not fits then
+    if not fits(expected, kind) then
       local message = "body" .. ARROW .. key .. ": Input should be a valid "
       return 422, "validation_error", message .. label(expected)
     end
@@ -182,13 +194,23 @@ end
 function envoy_on_request(handle)
   local headers = handle:headers()
   local request_id = headers:get("x-request-id") or ""
-  handle:streamInfo():dynamicMetadata():set("tollgate", "request_id", request_id)
   local method = headers:get(":method")
-  local path = (headers:get(":path") or ""):gsub("%?.*", "")
+  local meta = handle:streamInfo():dynamicMetadata()
+  meta:set("tollgate", "request_id", request_id)
+  meta:set("tollgate", "method", method)
+  local full = headers:get(":path") or ""
+  local path = full:gsub("%?.*", "")
+  -- No /api/ route takes query parameters; left in, the transcoder would bind them
+  -- to request fields (?job_id= would override the job id of the path).
+  if path:sub(1, 5) == "/api/" and path ~= full then
+    headers:replace(":path", path)
+  end
   for _, rule in ipairs(BODY_RULES) do
     if rule[1] == method and path:match(rule[2]) then
       local body = handle:body()
-      if body and body:length() > 0 then
+      if not body or body:length() == 0 then -- nothing is not a JSON object
+        handle:respond({[":status"] = "400"}, "The body is empty; send a JSON object.")
+      else
         local status, code, message = body_problem(body:getBytes(0, body:length()),
           rule[3])
         if status == 400 then -- local_reply_config wraps every 400 as malformed_request
@@ -239,11 +261,13 @@ local function gateway_error(status, message, request_id)
   if status >= 500 then
     return 500, envelope("internal_error", "Internal server error.", request_id)
   end
-  return status, envelope("bad_request", message)
+  -- Anything else Envoy refused (a request its HTTP parser could not read) is, for
+  -- the client, a request that is not well formed.
+  return status, envelope("malformed_request", message ~= "" and message
+    or "The request could not be read.")
 end
 
-function envoy_on_response(handle)
-  local body = handle:body(true) -- waits for the whole body; fetch headers after it
+local function shape_response(handle, body)
   local headers, trailers = handle:headers(), handle:trailers()
   local meta = {}
   for _, name in ipairs(INTERNAL) do
@@ -294,4 +318,13 @@ function envoy_on_response(handle)
   headers:replace(":status", tostring(new_status))
   headers:replace("content-type", "application/json")
   body:setBytes(new_body)
+end
+
+function envoy_on_response(handle)
+  local body = handle:body(true) -- waits for the whole body; fetch headers after it
+  shape_response(handle, body)
+  local stored = handle:streamInfo():dynamicMetadata():get("tollgate") or {}
+  if stored.method == "HEAD" then -- a HEAD response has headers only (RFC 9110 9.3.2)
+    body:setBytes("")
+  end
 end

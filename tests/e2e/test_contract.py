@@ -316,3 +316,77 @@ def test_success_shapes_are_exact(admin: httpx.Client) -> None:
     job = admin.get(f"/api/jobs/{queued['job_id']}").json()
     assert set(job) == {"job_id", "status", "result", "error", "created_at"}
     assert job["status"] in {"pending", "running", "completed"}
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/me", "/health", "/nope", "/api/credits/balance"]
+)
+def test_a_head_response_has_no_body_and_the_connection_stays_usable(
+    admin: httpx.Client, path: str
+) -> None:
+    """HEAD answers headers only, so the next response on the connection is intact."""
+    head = admin.head(path)
+    assert head.content == b""
+    after = admin.get("/api/me")
+    assert after.status_code == 200 and after.json()["user"]
+
+
+def test_query_parameters_never_override_the_path(log_in, company: str) -> None:
+    """?job_id= cannot swap the job the path names."""
+    admin = log_in(f"ada@{company}")
+    admin.post("/api/credits/grant", json={"amount": 100, "reason": "start"})
+    job = admin.post("/api/summarise", json={"text": "Some text to summarise."}).json()
+    swapped = admin.get(f"/api/jobs/not-a-uuid?job_id={job['job_id']}")
+    envelope(swapped, 404, "job_not_found")
+    assert admin.get(f"/api/jobs/{job['job_id']}?job_id=x").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/api/analyse", "/api/credits/grant"])
+def test_an_empty_body_is_400_malformed_request(admin: httpx.Client, path: str) -> None:
+    """No body at all is not a JSON object."""
+    response = admin.post(path, content=b"", headers={"content-type": JSON})
+    envelope(response, 400, "malformed_request")
+    assert balance(admin) == 100
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"amount": "5", "reason": "r"}, "amount"),
+        ({"amount": 5, "reason": 7}, "reason"),
+    ],
+)
+def test_json_types_are_strict(admin: httpx.Client, body: dict, field: str) -> None:
+    """A number in a string is not an integer, nor a number a string."""
+    detail = envelope(
+        admin.post("/api/credits/grant", json=body), 422, "validation_error"
+    )
+    assert detail["message"].startswith(f"body → {field}: ")
+    assert balance(admin) == 100
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/summarise", {"text": "Hello\u0000 world. Second."}),
+        ("/api/analyse", {"text": "Hello\u0000 world. Second."}),
+        ("/api/credits/grant", {"amount": 5, "reason": "nul\u0000reason"}),
+    ],
+)
+def test_a_nul_character_is_422_before_anything_is_charged(
+    admin: httpx.Client, path: str, body: dict
+) -> None:
+    """Postgres text cannot hold NUL: such input is refused up front, not a 503."""
+    envelope(admin.post(path, json=body), 422, "validation_error")
+    recent = admin.get("/api/credits/balance").json()["recent_transactions"]
+    assert [t["reason"] for t in recent] == ["start"]
+
+
+def test_job_ids_must_be_canonical(admin: httpx.Client) -> None:
+    """Upper case or undashed forms of a real id are not that job."""
+    job_id = admin.post("/api/summarise", json={"text": "Canonical ids only."}).json()[
+        "job_id"
+    ]
+    for variant in (job_id.upper(), job_id.replace("-", ""), f"%7B{job_id}%7D"):
+        envelope(admin.get(f"/api/jobs/{variant}"), 404, "job_not_found")
+    assert admin.get(f"/api/jobs/{job_id}").status_code == 200

@@ -22,7 +22,7 @@ from tollgate_ledger.domain.errors import (
     IdempotencyKeyReused,
     InsufficientCredits,
 )
-from tollgate_ledger.domain.model import Movement
+from tollgate_ledger.domain.model import GRANT_CEILING, Movement
 from tollgate_ledger.service_layer.ledger import Ledger
 
 
@@ -271,3 +271,18 @@ async def test_reconciliation_refuses_a_role_confined_by_row_level_security(
     """Through the policies it would see an empty, trivially sound ledger."""
     with pytest.raises(ReconciliationBlind):
         await reconcile(ledger_engine)
+
+
+async def test_a_refund_is_never_refused_even_at_the_grant_ceiling(
+    ledger: Ledger,
+) -> None:
+    """A grant that fills the room a pending charge freed cannot block its refund."""
+    org = uuid.uuid4()
+    await ledger.grant(movement(org, GRANT_CEILING))
+    charge = (await ledger.charge(movement(org, 10))).transaction
+    await ledger.grant(movement(org, 10))
+
+    refund = await ledger.refund(movement(org, 0), charge.id)
+
+    assert not refund.replayed
+    assert (await ledger.balance(org))[0] == GRANT_CEILING + 10

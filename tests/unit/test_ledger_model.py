@@ -13,6 +13,7 @@ from tollgate_ledger.domain.errors import (
     InsufficientCredits,
 )
 from tollgate_ledger.domain.model import (
+    GRANT_CEILING,
     MAX_BALANCE,
     AccountKind,
     CreditsAccount,
@@ -64,10 +65,16 @@ def test_credits_only_move_in_positive_amounts(amount: int) -> None:
         CreditsAccount(ORG, 100).charge(movement(amount))
 
 
-def test_a_balance_never_grows_past_what_the_api_can_show() -> None:
-    """The balance stays within int32, the public API's integer."""
+def test_grants_stop_at_the_ceiling_leaving_room_for_refunds() -> None:
+    """A grant past the ceiling is refused; a refund at the ceiling still lands."""
     with pytest.raises(BalanceLimitExceeded):
-        CreditsAccount(ORG, MAX_BALANCE - 5).grant(movement(6))
+        CreditsAccount(ORG, GRANT_CEILING - 5).grant(movement(6))
+    account = CreditsAccount(ORG, GRANT_CEILING)
+    charge = account.charge(movement(10))
+    account.grant(movement(10))
+    refund = account.refund(charge, movement(0))
+    assert account.balance == GRANT_CEILING + 10 < MAX_BALANCE
+    assert refund.amount == 10
 
 
 def test_a_replay_must_be_the_same_request() -> None:

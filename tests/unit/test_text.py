@@ -17,6 +17,8 @@ from tollgate_jobs.domain.text import analyse, sentences, summarise, words
         ("naïve café — CAFÉ", 3, 2),
         ("snake_case is two words", 5, 5),
         ("'quoted' words", 2, 2),
+        ("école e\u0301cole ÉCOLE", 3, 1),
+        ("don't don\u2019t", 2, 1),
     ],
 )
 def test_words_are_runs_of_letters_digits_and_inner_apostrophes(

@@ -28,8 +28,11 @@ def make_broker(
         consumer_id="0",
         idle_timeout=int(reclaim_after_seconds * 1000),
         unacknowledged_lock_timeout=reclaim_after_seconds,
+        # The blocking read must end well within the socket timeout, or every idle
+        # read fails and taskiq restarts the worker process.
+        xread_block=1000,
         socket_connect_timeout=2,
-        socket_timeout=2,
+        socket_timeout=5,
     )
 
 

@@ -1,13 +1,15 @@
 """Word counting and extractive summaries, for any script.
 
 A word is a maximal run of letters, combining marks and digits, with apostrophes
-allowed between them ("don't" is one word); unique words are compared after Unicode
-case folding.
+allowed between them ("don't" is one word); unique words are compared after
+Unicode normalisation (NFC, so "école" typed either way is one word), case folding,
+and with the typographic apostrophe read as the plain one.
 """
 
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections import Counter
 
 import regex
@@ -29,8 +31,12 @@ def words(text: str) -> list[str]:
 def analyse(text: str) -> str:
     """The analysis line the product returns."""
     found = words(text)
-    unique = {word.casefold() for word in found}
+    unique = {_comparable(word) for word in found}
     return f"Analysis complete. Word count: {len(found)}. Unique words: {len(unique)}."
+
+
+def _comparable(word: str) -> str:
+    return unicodedata.normalize("NFC", word).casefold().replace("\u2019", "'")
 
 
 def sentences(text: str) -> list[str]:

@@ -113,13 +113,16 @@ class Products:
 
     async def job(self, caller: Principal, job_id: str) -> Job:
         """A job of the caller's organisation; JobNotFound for any other id."""
+        shown = job_id[:64]  # an id is echoed, but never a client's whole junk
         try:
             ident = uuid.UUID(job_id)
         except ValueError:
-            raise JobNotFound(f"No job found with ID {job_id}") from None
+            raise JobNotFound(f"No job found with ID {shown}") from None
+        if str(ident) != job_id:  # ids are canonical: lower case, with dashes
+            raise JobNotFound(f"No job found with ID {shown}")
         job = await self._jobs.get(caller.organisation_id, ident)
         if job is None:
-            raise JobNotFound(f"No job found with ID {job_id}")
+            raise JobNotFound(f"No job found with ID {shown}")
         return job
 
     async def _charge(self, caller: Principal, product: Product, reference: str):

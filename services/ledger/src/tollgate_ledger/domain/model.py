@@ -23,8 +23,11 @@ from tollgate_ledger.domain.errors import (
 )
 
 # Public amounts travel as int32: proto3's JSON mapping would quote an int64.
+# Grants stop at GRANT_CEILING so that refunds, which are never refused, have a
+# billion credits of room above it before a balance could outgrow an int32.
 # (The limits of a request, such as a grant's size, are declared in the protos.)
 MAX_BALANCE = 2**31 - 1
+GRANT_CEILING = 1_000_000_000
 
 
 class Kind(StrEnum):
@@ -103,11 +106,11 @@ class CreditsAccount:
     def grant(self, movement: Movement) -> Transaction:
         """Add credits from the grants account."""
         _check_positive(movement)
-        if self.balance + movement.amount > MAX_BALANCE:
+        if self.balance + movement.amount > GRANT_CEILING:
             raise BalanceLimitExceeded(
                 "The grant would take the balance past its limit.",
                 balance=self.balance,
-                limit=MAX_BALANCE,
+                limit=GRANT_CEILING,
             )
         return self._post(Kind.GRANT, movement, AccountKind.GRANTS, +movement.amount)
 
@@ -123,15 +126,9 @@ class CreditsAccount:
         return self._post(Kind.CHARGE, movement, AccountKind.USAGE, -movement.amount)
 
     def refund(self, charge: Transaction, movement: Movement) -> Transaction:
-        """Return exactly what a charge took, from the usage account."""
+        """Return exactly what a charge took, from the usage account; never refused."""
         if charge.kind is not Kind.CHARGE:
             raise InvalidRequest("charge_transaction_id: not a charge")
-        if self.balance + charge.amount > MAX_BALANCE:
-            raise BalanceLimitExceeded(
-                "The refund would take the balance past its limit.",
-                balance=self.balance,
-                limit=MAX_BALANCE,
-            )
         return self._post(
             Kind.REFUND, movement, AccountKind.USAGE, +charge.amount, charge.id
         )
