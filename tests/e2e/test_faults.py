@@ -75,7 +75,7 @@ class RedisServer:
 @pytest.fixture(scope="module")
 def redis(stack_config: StackConfig) -> Iterator[RedisServer]:
     """The fault stack's own Redis."""
-    server = RedisServer(stack_config.gateway_port + 1000 + 7)
+    server = RedisServer(stack_config.gateway_port + 2007)
     server.start()
     yield server
     server.stop()
@@ -87,11 +87,11 @@ def faults(stack_config: StackConfig, redis: RedisServer) -> Iterator[Stack]:
     config = dataclasses.replace(
         stack_config,
         name=f"{stack_config.name}-faults",
-        gateway_port=stack_config.gateway_port + 5,
-        admin_port=stack_config.admin_port + 5,
-        grpc_base_port=stack_config.grpc_base_port + 5,
-        metrics_base_port=stack_config.metrics_base_port + 5,
-        oidc_port=stack_config.oidc_port + 5,
+        gateway_port=stack_config.gateway_port + 2000,
+        admin_port=stack_config.admin_port + 2000,
+        grpc_base_port=stack_config.grpc_base_port + 2000,
+        metrics_base_port=stack_config.metrics_base_port + 2000,
+        oidc_port=stack_config.oidc_port + 2000,
         database=f"{stack_config.database}_faults",
         redis_url=f"redis://127.0.0.1:{redis.port}/0",
         extra_env={

@@ -30,14 +30,14 @@ def pooled(stack_config: StackConfig) -> Iterator[Stack]:
     config = dataclasses.replace(
         stack_config,
         name=f"{stack_config.name}-pooled",
-        gateway_port=stack_config.gateway_port + 6,
-        admin_port=stack_config.admin_port + 6,
-        grpc_base_port=stack_config.grpc_base_port + 6,
-        metrics_base_port=stack_config.metrics_base_port + 6,
-        oidc_port=stack_config.oidc_port + 6,
+        gateway_port=stack_config.gateway_port + 3000,
+        admin_port=stack_config.admin_port + 3000,
+        grpc_base_port=stack_config.grpc_base_port + 3000,
+        metrics_base_port=stack_config.metrics_base_port + 3000,
+        oidc_port=stack_config.oidc_port + 3000,
         database=f"{stack_config.database}_pooled",
         queue_stream=f"{stack_config.queue_stream}-pooled",
-        pgbouncer_port=16438 + stack_config.gateway_port - 18000,
+        pgbouncer_port=16432 + 3000 + stack_config.gateway_port - 18000,
         pgbouncer_pool_size=2,
     )
     stack = Stack(config)

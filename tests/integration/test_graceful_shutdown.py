@@ -30,7 +30,7 @@ async def test_an_rpc_in_flight_at_sigterm_completes_and_the_process_exits_0(
     org = uuid.uuid4()
     ledger = Ledger(functools.partial(PostgresUnitOfWork, ledger_engine))
     await ledger.grant(Movement(org, 100, "r", uuid.uuid4().hex, None, "t"))
-    port = prepared_database.grpc_base_port + 8
+    port = prepared_database.grpc_base_port + 900
     process = subprocess.Popen(
         [sys.executable, "-m", "tollgate_ledger.entrypoints.main"],
         env={

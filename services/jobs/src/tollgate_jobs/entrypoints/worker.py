@@ -6,6 +6,7 @@ settings and wires its dependencies, once per worker process at start-up.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +31,7 @@ OUTCOMES = Counter(
     ["outcome"],
 )
 
+logger = logging.getLogger(__name__)
 settings = load(JobsSettings)
 broker = make_broker(
     settings.redis_url, settings.queue_stream, settings.queue_reclaim_seconds
@@ -54,7 +56,12 @@ async def start(state: TaskiqState) -> None:
     """Open the database pool and the ledger channel."""
     logs.configure("worker", settings.log_level)
     if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
+        try:
+            start_http_server(settings.metrics_port, addr="127.0.0.1")
+        except OSError:
+            # taskiq restarts a crashed worker process while the old one may still
+            # hold the port; the worker runs on, without metrics, rather than die.
+            logger.warning("metrics port %s is taken", settings.metrics_port)
     state.engine = db.engine_for(settings)
     state.channel = channel(settings.ledger_target, settings.call_timeout_seconds)
     state.runner = JobRunner(
