@@ -34,24 +34,28 @@ _LOCK = sa.text(
     "SELECT balance FROM accounts "
     "WHERE organisation_id = :org AND kind = 'credits' FOR UPDATE"
 )
-_INSERT_TRANSACTION = sa.text(
+# A transaction, its entries and the new cached balance in one statement: one round
+# trip while the account's row lock is held. The foreign keys and the deferred
+# sum-to-zero check see all three writes.
+_RECORD = sa.text(
     f"""
-    INSERT INTO transactions ({_COLUMNS})
-    VALUES (:id, :organisation_id, :kind, :amount, :reason, :reference, :fingerprint,
-            :user_id, :request_id, :balance_after, :reverses_id, clock_timestamp())
-    RETURNING created_at
+    WITH recorded AS (
+        INSERT INTO transactions ({_COLUMNS})
+        VALUES (:id, :organisation_id, :kind, :amount, :reason, :reference,
+                :fingerprint, :user_id, :request_id, :balance_after, :reverses_id,
+                clock_timestamp())
+        RETURNING created_at
+    ), posted AS (
+        INSERT INTO entries (organisation_id, transaction_id, account_kind, amount)
+        SELECT :organisation_id, :id, kind, amount
+        FROM unnest(CAST(:kinds AS text[]), CAST(:amounts AS bigint[]))
+            AS e(kind, amount)
+    ), balanced AS (
+        UPDATE accounts SET balance = :balance_after
+        WHERE organisation_id = :organisation_id AND kind = 'credits'
+    )
+    SELECT created_at FROM recorded
     """
-)
-_INSERT_ENTRIES = sa.text(
-    """
-    INSERT INTO entries (organisation_id, transaction_id, account_kind, amount)
-    SELECT :org, :txn, kind, amount
-    FROM unnest(CAST(:kinds AS text[]), CAST(:amounts AS bigint[])) AS e(kind, amount)
-    """
-)
-_UPDATE_BALANCE = sa.text(
-    "UPDATE accounts SET balance = :balance "
-    "WHERE organisation_id = :org AND kind = 'credits'"
 )
 _BY_REFERENCE = sa.text(
     f"SELECT {_COLUMNS} FROM transactions "
@@ -131,7 +135,7 @@ class PostgresUnitOfWork:
         self, account: CreditsAccount, transaction: Transaction
     ) -> Transaction:
         """Insert the transaction and its entries and write the cached balance."""
-        row = {
+        row: dict[str, Any] = {
             "id": transaction.id,
             "organisation_id": transaction.organisation_id,
             "kind": transaction.kind.value,
@@ -144,20 +148,9 @@ class PostgresUnitOfWork:
             "balance_after": transaction.balance_after,
             "reverses_id": transaction.reverses_id,
         }
-        created_at = (await self._db.execute(_INSERT_TRANSACTION, row)).scalar_one()
-        await self._db.execute(
-            _INSERT_ENTRIES,
-            {
-                "org": transaction.organisation_id,
-                "txn": transaction.id,
-                "kinds": [e.account.value for e in transaction.entries],
-                "amounts": [e.amount for e in transaction.entries],
-            },
-        )
-        await self._db.execute(
-            _UPDATE_BALANCE,
-            {"org": account.organisation_id, "balance": account.balance},
-        )
+        row["kinds"] = [e.account.value for e in transaction.entries]
+        row["amounts"] = [e.amount for e in transaction.entries]
+        created_at = (await self._db.execute(_RECORD, row)).scalar_one()
         return dataclasses.replace(transaction, created_at=created_at)
 
     async def by_reference(
