@@ -23,9 +23,19 @@ CONSUMER = consumer_domains()
 
 @pytest.fixture(scope="module")
 async def identity_engine(prepared_database) -> AsyncIterator[AsyncEngine]:
-    """Identity's own role on the test database, with room for concurrent logins."""
+    """Identity's own role on the test database (confined by row-level security)."""
     engine = create_async_engine(
-        prepared_database.database_url("tollgate_identity"),
+        prepared_database.database_url("tollgate_identity"), pool_size=5
+    )
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+async def login_engine(prepared_database) -> AsyncIterator[AsyncEngine]:
+    """Identity's login role, with room for concurrent logins."""
+    engine = create_async_engine(
+        prepared_database.database_url("tollgate_identity_system"),
         pool_size=20,
         max_overflow=0,
     )
@@ -34,9 +44,11 @@ async def identity_engine(prepared_database) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
-def directory(identity_engine: AsyncEngine) -> PostgresDirectory:
+def directory(
+    identity_engine: AsyncEngine, login_engine: AsyncEngine
+) -> PostgresDirectory:
     """The directory adapter on the test database."""
-    return PostgresDirectory(identity_engine)
+    return PostgresDirectory(identity_engine, login_engine)
 
 
 def person(email: str, subject: str | None = None) -> Identity:
@@ -68,14 +80,14 @@ async def test_ten_racing_first_logins_of_a_company_make_exactly_one_admin(
 
 
 async def test_racing_first_logins_of_one_account_give_one_user_and_no_stray_org(
-    directory: PostgresDirectory, identity_engine: AsyncEngine
+    directory: PostgresDirectory, login_engine: AsyncEngine
 ) -> None:
     """A double click on a personal account: the same user, one organisation."""
     name = f"Solo {uuid.uuid4().hex[:8]}"
     identity = Identity(ISSUER, uuid.uuid4().hex, "solo@gmail.com", name, None)
     users = await asyncio.gather(*(first_login(directory, identity) for _ in range(5)))
     assert len({user.id for user in users}) == 1
-    async with identity_engine.connect() as db:
+    async with login_engine.connect() as db:  # across organisations
         count = await db.scalar(
             sa.text("SELECT count(*) FROM organisations WHERE name = :name"),
             {"name": name},
@@ -130,8 +142,8 @@ async def test_domains_whose_slugs_collide_get_separate_organisations(
     assert first.organisation_id != second.organisation_id
     assert second.role == Role.ADMIN
     (_, first_org), (_, second_org) = (
-        await directory.user(first.id),
-        await directory.user(second.id),
+        await directory.user(first.id, first.organisation_id),
+        await directory.user(second.id, second.organisation_id),
     )
     assert first_org.slug == f"{stem}-y-example"
     assert second_org.slug.startswith(f"{stem}-y-example-")
@@ -195,7 +207,7 @@ async def test_a_database_that_cannot_be_reached_is_unavailable() -> None:
     )
     try:
         with pytest.raises(DependencyUnavailable):
-            await PostgresDirectory(engine).save_attempt(attempt())
+            await PostgresDirectory(engine, engine).save_attempt(attempt())
     finally:
         await engine.dispose()
 
@@ -208,3 +220,15 @@ async def test_the_service_role_cannot_delete_users_or_organisations(
         async with identity_engine.connect() as db:
             with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
                 await db.execute(sa.text(f"DELETE FROM {table} WHERE false"))
+
+
+async def test_a_user_is_invisible_to_another_organisation(
+    directory: PostgresDirectory, identity_engine: AsyncEngine
+) -> None:
+    """Row-level security: read as another organisation, the user does not exist."""
+    user = await first_login(directory, person(f"a@{uuid.uuid4().hex[:8]}.example"))
+    assert await directory.user(user.id, user.organisation_id) is not None
+    assert await directory.user(user.id, uuid.uuid4()) is None
+    async with identity_engine.connect() as db:
+        unset = await db.execute(sa.text("SELECT count(*) FROM users"))
+        assert unset.scalar_one() == 0

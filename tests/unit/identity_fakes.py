@@ -61,10 +61,12 @@ class MemoryDirectory:
         self.users[(identity.issuer, identity.subject)] = user
         return user
 
-    async def user(self, user_id: uuid.UUID) -> tuple[User, Organisation] | None:
-        """A user and a made-up organisation."""
+    async def user(
+        self, user_id: uuid.UUID, organisation_id: uuid.UUID
+    ) -> tuple[User, Organisation] | None:
+        """A user and a made-up organisation, if it is that organisation's."""
         for user in self.users.values():
-            if user.id == user_id:
+            if user.id == user_id and user.organisation_id == organisation_id:
                 organisation = Organisation(
                     user.organisation_id, "Org", "org", user.created_at
                 )

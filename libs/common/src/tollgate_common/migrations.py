@@ -43,3 +43,22 @@ def _migrate(connection: sa.Connection, schema: str) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+
+
+def isolate_tenants(table: str, column: str = "organisation_id") -> list[str]:
+    """The statements that confine ``table`` to the organisation a transaction sets.
+
+    Row-level security as defence in depth: a service sets
+    ``tollgate.organisation_id`` at the start of each transaction (see
+    ``set_config`` in the adapters); a query without it, or with another
+    organisation, sees and writes nothing of the first. FORCE applies the policy
+    to the table's owner as well.
+    """
+    acting_for = "NULLIF(current_setting('tollgate.organisation_id', true), '')::uuid"
+    return [
+        f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
+        f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
+        f"CREATE POLICY tenant_isolation ON {table} "
+        f"USING ({column} = {acting_for}) "
+        f"WITH CHECK ({column} = {acting_for})",
+    ]

@@ -6,6 +6,8 @@ Revises: 0002
 
 from alembic import op
 
+from tollgate_common.migrations import isolate_tenants
+
 revision = "0003"
 down_revision = "0002"
 
@@ -19,17 +21,8 @@ def upgrade() -> None:
     # organisation_id keeps it on one node; the global unique id goes.
     op.execute("ALTER TABLE jobs DROP CONSTRAINT IF EXISTS jobs_id_key")
     for table in TABLES:
-        op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
-        op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
-        op.execute(
-            f"""
-            CREATE POLICY tenant_isolation ON {table}
-            USING (organisation_id =
-                   NULLIF(current_setting('tollgate.organisation_id', true), '')::uuid)
-            WITH CHECK (organisation_id =
-                   NULLIF(current_setting('tollgate.organisation_id', true), '')::uuid)
-            """
-        )
+        for statement in isolate_tenants(table):
+            op.execute(statement)
     # The sweeper retries and fails stalled jobs of every organisation and prunes
     # old idempotency records.
     op.execute(f"GRANT SELECT, UPDATE ON jobs TO {SYSTEM_ROLE}")

@@ -78,11 +78,21 @@ async def _available() -> AsyncIterator[None]:
         raise DependencyUnavailable(message) from error
 
 
-class PostgresDirectory:
-    """``DirectoryPort`` on the identity schema."""
+_ACT_FOR = sa.text("SELECT set_config('tollgate.organisation_id', :org, true)")
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+
+class PostgresDirectory:
+    """``DirectoryPort`` on the identity schema.
+
+    Logins look across organisations (a user by provider subject, an organisation
+    by domain) and run on ``login_engine``, the identity ``_system`` role's;
+    reading a signed-in user back runs on ``engine``, confined by row-level
+    security to the caller's organisation.
+    """
+
+    def __init__(self, engine: AsyncEngine, login_engine: AsyncEngine) -> None:
+        self._tenant_engine = engine
+        self._engine = login_engine
 
     async def save_attempt(self, attempt: LoginAttempt) -> None:
         """Store an attempt, clearing expired ones on the way."""
@@ -147,9 +157,12 @@ class PostgresDirectory:
             row = await _user_row(db, identity.issuer, identity.subject)
         return _user(row)
 
-    async def user(self, user_id: uuid.UUID) -> tuple[User, Organisation] | None:
-        """A user and their organisation."""
-        async with _available(), self._engine.connect() as db:
+    async def user(
+        self, user_id: uuid.UUID, organisation_id: uuid.UUID
+    ) -> tuple[User, Organisation] | None:
+        """A user and their organisation, as that organisation sees them."""
+        async with _available(), self._tenant_engine.begin() as db:
+            await db.execute(_ACT_FOR, {"org": str(organisation_id)})
             row = (
                 (await db.execute(_USER_WITH_ORGANISATION, {"id": user_id}))
                 .mappings()

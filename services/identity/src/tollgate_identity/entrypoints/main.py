@@ -40,6 +40,7 @@ def consumer_domains() -> frozenset[str]:
 async def run(settings: IdentitySettings) -> None:
     """Wire identity together and serve it."""
     engine = db.engine_for(settings)
+    login_engine = db.engine_for(settings, settings.system_database_url)
     keys = KeyStore(
         settings.signing_keys_dir,
         timedelta(seconds=settings.signing_key_activation_seconds),
@@ -54,7 +55,7 @@ async def run(settings: IdentitySettings) -> None:
     )
     login = Login(
         provider=provider,
-        directory=PostgresDirectory(engine),
+        directory=PostgresDirectory(engine, login_engine),
         signer=keys,
         policy=TokenPolicy(
             settings.token_issuer,
@@ -105,6 +106,7 @@ async def run(settings: IdentitySettings) -> None:
             await peer.close()
         await provider.close()
         await engine.dispose()
+        await login_engine.dispose()
 
     await server.serve(
         settings,

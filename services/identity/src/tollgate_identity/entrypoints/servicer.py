@@ -93,7 +93,9 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         principal = current_principal()
         if principal is None:
             raise AuthenticationRequired("A bearer token is required.")
-        user, organisation = await self._login.me(principal.user_id)
+        user, organisation = await self._login.me(
+            principal.user_id, principal.organisation_id
+        )
         return pb.GetMeResponse(
             user=pb.User(
                 id=str(user.id),

@@ -12,6 +12,10 @@ class IdentitySettings(ServiceSettings):
 
     grpc_listen: str = "127.0.0.1:50051"
     database_url: str = "postgresql+asyncpg://tollgate_identity@127.0.0.1:5432/tollgate"
+    # Logins look users up across organisations, as a role row-level security exempts.
+    system_database_url: str = (
+        "postgresql+asyncpg://tollgate_identity_system@127.0.0.1:5432/tollgate"
+    )
     oidc_issuer: str = "https://accounts.google.com"
     oidc_client_id: str = "tollgate-dev"
     oidc_client_secret: SecretStr = SecretStr("tollgate-dev-secret")

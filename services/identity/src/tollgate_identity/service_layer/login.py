@@ -159,9 +159,11 @@ class Login:
             )
         return self._issue(user)
 
-    async def me(self, user_id: uuid.UUID) -> tuple[User, Organisation]:
+    async def me(
+        self, user_id: uuid.UUID, organisation_id: uuid.UUID
+    ) -> tuple[User, Organisation]:
         """The caller and their organisation."""
-        found = await self._directory.user(user_id)
+        found = await self._directory.user(user_id, organisation_id)
         if found is None:
             raise UserNotFound("The user of this token no longer exists.")
         return found

@@ -69,8 +69,10 @@ class DirectoryPort(Protocol):
         the same account registers twice at once, both get the one user.
         """
 
-    async def user(self, user_id: uuid.UUID) -> tuple[User, Organisation] | None:
-        """A user with their organisation."""
+    async def user(
+        self, user_id: uuid.UUID, organisation_id: uuid.UUID
+    ) -> tuple[User, Organisation] | None:
+        """A user with their organisation, read as that organisation."""
 
 
 class SignerPort(Protocol):
