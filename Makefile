@@ -9,7 +9,7 @@ CHROMIUM := /usr/bin/chromium
 PGBOUNCER_BIN := /usr/sbin/pgbouncer
 STAMP := $(VENV)/.installed
 
-.PHONY: install proto lint breaking up down test demo reconcile rotate-keys bench clean
+.PHONY: install proto lint breaking up down test demo token reconcile rotate-keys bench clean
 
 install: $(STAMP) $(BUF) $(SWAGGER_UI) $(CHROMIUM) $(PGBOUNCER_BIN) build/tollgate.pb
 
@@ -64,8 +64,7 @@ lint: install
 # `make up REPLICAS=2` runs two of each service and worker behind Envoy;
 # `make up POOLER=1` puts PgBouncer (transaction pooling, :6432) before Postgres.
 up: install
-	$(PY) tools/devstack.py up --replicas $(or $(REPLICAS),1) \
-		$(if $(POOLER),--pgbouncer-port 6432)
+	$(PY) tools/devstack.py up --replicas $(or $(REPLICAS),1) $(if $(POOLER),--pgbouncer-port 6432)
 
 down:
 	@test -x $(PY) && $(PY) tools/devstack.py down || true
@@ -80,6 +79,11 @@ test: install
 
 demo: install
 	$(PY) tools/demo.py
+
+# `make token EMAIL=you@yourco.example` logs in through the development provider
+# and prints an access token (the first address of a domain is its admin).
+token: install
+	@$(PY) tools/get_token.py $(or $(EMAIL),you@yourco.example)
 
 reconcile: install
 	$(PY) -m tollgate_ledger.entrypoints.cli reconcile

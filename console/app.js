@@ -289,6 +289,7 @@ function wireForms() {
       watch.addEventListener("click", () => { watchJob(job.job_id); });
       box.append(watch);
       $("job-id").value = job.job_id;
+      state.polledJob = job.job_id; // the Jobs tab polls it as soon as it is opened
     } catch (error) {
       show("summarise-result", describe(error), "error");
     } finally {

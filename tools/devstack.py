@@ -337,18 +337,22 @@ class Stack:
             for name in sorted(n for n in started if n.split("-")[0] == kind):
                 self.stop(name)
 
+    def healthy(self) -> bool:
+        """Whether GET /health through the gateway answers 200 now."""
+        try:
+            with urllib.request.urlopen(
+                f"{self.config.gateway_url}/health", timeout=2
+            ) as response:
+                return response.status == 200
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
+
     def wait_healthy(self, timeout: float) -> None:
         """Wait for GET /health through the gateway to answer 200."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(
-                    f"{self.config.gateway_url}/health", timeout=2
-                ) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
+            if self.healthy():
+                return
             time.sleep(0.3)
         for log in sorted(self.logs.glob("*.log")):
             tail = log.read_text(errors="replace").splitlines()[-15:]
@@ -415,15 +419,25 @@ def main() -> None:
         stack.down()
         print("stopped")
         return
+    if stack.running("envoy") and stack.healthy():
+        url = stack.config.gateway_url
+        print(f"Tollgate is already up at {url}/ (make down stops it)")
+        return
+    stack.down()  # whatever a crashed earlier run left behind
     stack.up()
     url = stack.config.gateway_url
-    print(
-        f"Tollgate is up.\n  API and console  {url}/\n  health           {url}/health\n"
-        f"  login            {url}/auth/google\n"
-        f"  identity provider {stack.config.oidc_issuer}\n"
-        f"  Envoy admin      http://127.0.0.1:{stack.config.admin_port}/\n"
-        f"  logs             {stack.logs}\n  stop with        make down"
-    )
+    rows = [
+        ("API and console", f"{url}/"),
+        ("API docs", f"{url}/docs"),
+        ("health", f"{url}/health"),
+        ("login", f"{url}/auth/google"),
+        ("identity provider", stack.config.oidc_issuer),
+        ("Envoy admin", f"http://127.0.0.1:{stack.config.admin_port}/"),
+        ("logs", str(stack.logs)),
+        ("a token", "make token EMAIL=you@yourco.example"),
+        ("stop with", "make down"),
+    ]
+    print("Tollgate is up.\n" + "\n".join(f"  {k:<18} {v}" for k, v in rows))
 
 
 if __name__ == "__main__":

@@ -90,6 +90,7 @@ def test_a_successful_callback_answers_a_bearer_token_and_clears_the_cookie(
     assert body["expires_in"] == 3600
     assert callback.headers["cache-control"] == "no-store"
     assert "Max-Age=0" in callback.headers["set-cookie"]
+    assert callback.headers["set-cookie"].count("Max-Age") == 1  # so it is deleted
 
 
 def test_a_replayed_callback_is_refused(

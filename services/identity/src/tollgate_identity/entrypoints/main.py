@@ -78,15 +78,14 @@ async def run(settings: IdentitySettings) -> None:
         channel(target, settings.call_timeout_seconds)
         for target in (settings.ledger_target, settings.jobs_target)
     ]
-    cookie = "Path=/auth; HttpOnly; SameSite=Lax; Max-Age=" + str(
-        settings.login_attempt_seconds
-    )
+    cookie = "Path=/auth; HttpOnly; SameSite=Lax"
     if settings.login_cookie_secure:
         cookie += "; Secure"
     servicer = IdentityServicer(
         login,
         keys,
         cookie,
+        settings.login_attempt_seconds,
         functools.partial(db.reachable, engine),
         [health_pb2_grpc.HealthStub(peer) for peer in peers],
     )

@@ -37,12 +37,14 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         login: Login,
         signer: SignerPort,
         cookie_attributes: str,
+        cookie_seconds: int,
         own_database: Callable[[], Awaitable[bool]],
         peers: Sequence[health_pb2_grpc.HealthStub],
     ) -> None:
         self._login = login
         self._signer = signer
         self._cookie_attributes = cookie_attributes
+        self._cookie_seconds = cookie_seconds
         self._own_database = own_database
         self._peers = peers
 
@@ -57,7 +59,8 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                 ("location", start.authorization_url),
                 (
                     "set-cookie",
-                    f"{LOGIN_COOKIE}={start.browser_secret}; {self._cookie_attributes}",
+                    f"{LOGIN_COOKIE}={start.browser_secret}; "
+                    f"Max-Age={self._cookie_seconds}; {self._cookie_attributes}",
                 ),
                 ("cache-control", "no-store"),
             )
