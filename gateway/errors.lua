@@ -28,7 +28,9 @@ local BY_GRPC = {
   [4] = {503, "service_unavailable", UNAVAILABLE},
   [5] = {404, "not_found", "Not found."},
   [7] = {403, "forbidden", "This action is not allowed."},
-  [8] = {429, "rate_limited", "Too many requests."},
+  -- Without an envelope this is gRPC's own limit (metadata or message too large),
+  -- not the rate limit, which always sends one.
+  [8] = {400, "malformed_request", "The request's headers or URL are too large."},
   [12] = {404, "not_found", "Not found."}, -- also what Envoy tells gRPC callers
   [14] = {503, "service_unavailable", UNAVAILABLE},
   [16] = {401, "authentication_required", "Authentication required."},
@@ -198,6 +200,13 @@ function envoy_on_request(handle)
   local meta = handle:streamInfo():dynamicMetadata()
   meta:set("tollgate", "request_id", request_id)
   meta:set("tollgate", "method", method)
+  -- gRPC's own request headers are the gateway's to set, never a client's: a
+  -- client's grpc-timeout would become the services' deadline.
+  local own = {}
+  for name, _ in pairs(headers) do
+    if name:sub(1, 5) == "grpc-" then own[#own + 1] = name end
+  end
+  for _, name in ipairs(own) do headers:remove(name) end
   local full = headers:get(":path") or ""
   local path = full:gsub("%?.*", "")
   -- No /api/ route takes query parameters; left in, the transcoder would bind them
@@ -254,6 +263,9 @@ local function gateway_error(status, message, request_id)
   end
   if status == 413 then
     return 413, envelope("payload_too_large", "The body is too large.")
+  end
+  if status == 501 then -- a Transfer-Encoding Envoy does not speak, and the like
+    return 400, envelope("malformed_request", "The request could not be read.")
   end
   if status == 503 or status == 504 then
     return 503, envelope("service_unavailable", UNAVAILABLE)

@@ -390,3 +390,26 @@ def test_job_ids_must_be_canonical(admin: httpx.Client) -> None:
     for variant in (job_id.upper(), job_id.replace("-", ""), f"%7B{job_id}%7D"):
         envelope(admin.get(f"/api/jobs/{variant}"), 404, "job_not_found")
     assert admin.get(f"/api/jobs/{job_id}").status_code == 200
+
+
+def test_a_clients_grpc_timeout_never_becomes_the_services_deadline(
+    admin: httpx.Client,
+) -> None:
+    """grpc-* headers are the gateway's own: a client's 1 ms deadline is dropped."""
+    response = admin.post(
+        "/api/analyse",
+        json={"text": "deadline from outside"},
+        headers={"grpc-timeout": "1m", "Idempotency-Key": "deadline"},
+    )
+    assert response.status_code == 200, response.text
+    assert balance(admin) == 75
+
+
+@pytest.mark.parametrize("size", [9000, 30000])
+def test_headers_too_large_for_grpc_are_never_a_429(
+    admin: httpx.Client, size: int
+) -> None:
+    """gRPC's own size limit is not the rate limit: served, or a malformed request."""
+    response = admin.get("/api/me", headers={"x-pad": "x" * size})
+    if response.status_code != 200:
+        envelope(response, 400, "malformed_request")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tollgate_identity.domain.errors import LoginFailed
 from tollgate_identity.domain.model import Identity, plan_organisation
 from tollgate_identity.entrypoints.main import consumer_domains
 
@@ -57,3 +58,30 @@ def test_google_accounts_without_hd_are_personal() -> None:
 def test_the_consumer_list_is_data() -> None:
     """The list comes from the package's data file."""
     assert {"gmail.com", "outlook.com", "hotmail.com"} <= CONSUMER
+
+
+@pytest.mark.parametrize(
+    ("email", "domain"),
+    [
+        ("boss@company.example.", "company.example"),
+        ("a@BÜCHER.example", "xn--bcher-kva.example"),
+        ("a@xn--bcher-kva.example", "xn--bcher-kva.example"),
+    ],
+)
+def test_one_domain_has_one_spelling(email: str, domain: str) -> None:
+    """A trailing dot or Unicode labels never found a twin organisation."""
+    assert plan_organisation(identity(email), CONSUMER, False).domain == domain
+
+
+def test_a_trailing_dot_does_not_escape_the_consumer_list() -> None:
+    """gmail.com. is gmail.com: a personal organisation."""
+    assert plan_organisation(identity("x@gmail.com."), CONSUMER, False).domain is None
+
+
+@pytest.mark.parametrize(
+    "email", ["a@b@victim.example", "@victim.example", "a@.example"]
+)
+def test_addresses_that_are_not_one_mailbox_are_refused(email: str) -> None:
+    """They would join, or found, an organisation they have no claim to."""
+    with pytest.raises(LoginFailed):
+        plan_organisation(identity(email), CONSUMER, False)

@@ -11,6 +11,7 @@ from fakes import FakeJobs, FakeLedger, FakeQueue, FakeRecords, statuses
 from tollgate_common.context import Principal
 from tollgate_common.errors import DependencyUnavailable
 from tollgate_jobs.domain.errors import (
+    IdempotencyConflict,
     IdempotencyKeyReused,
     InsufficientCredits,
     JobNotFound,
@@ -183,3 +184,42 @@ async def test_a_refund_the_ledger_refuses_stays_due_until_the_sweeper_lands_it(
     await sweeper.sweep()
     assert ledger.balances[caller.organisation_id] == 100
     assert job_id in jobs.refunded
+
+
+async def test_a_caller_that_hangs_up_mid_charge_is_charged_once_on_retry(
+    products, caller, parts
+) -> None:
+    """The work finishes shielded from the cancelled call; the retry replays it."""
+    ledger = parts[0]
+    original = ledger.charge
+
+    async def slow_charge(*args):
+        await asyncio.sleep(0.05)
+        return await original(*args)
+
+    ledger.charge = slow_charge
+    call = asyncio.ensure_future(products.analyse(caller, TEXT, "hang-up"))
+    await asyncio.sleep(0.01)
+    call.cancel()
+    await asyncio.sleep(0.1)
+
+    again = await products.analyse(caller, TEXT, "hang-up")
+    assert again.replayed
+    assert ledger.balances[caller.organisation_id] == 75
+
+
+async def test_a_failure_after_the_charge_keeps_the_key_so_a_retry_cannot_recharge(
+    products, caller, parts
+) -> None:
+    """If the outcome cannot be stored, the key stays claimed rather than freed."""
+    ledger, _, _, records = parts
+
+    async def broken_complete(*args):
+        raise RuntimeError("the jobs database went away")
+
+    records.complete = broken_complete
+    with pytest.raises(RuntimeError):
+        await products.analyse(caller, TEXT, "k")
+    with pytest.raises(IdempotencyConflict):
+        await products.analyse(caller, TEXT, "k")
+    assert ledger.balances[caller.organisation_id] == 75

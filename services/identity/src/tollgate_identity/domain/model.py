@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from tollgate_identity.domain.errors import LoginFailed
+
 
 class Role(StrEnum):
     """What a user may do in their organisation."""
@@ -75,9 +77,9 @@ def plan_organisation(
     their ``hd``, if any, means nothing.
     """
     if provider_is_google:
-        domain = (identity.hosted_domain or "").strip().lower() or None
+        domain = canonical_domain(identity.hosted_domain or "")
     else:
-        domain = identity.email.rpartition("@")[2].strip().lower() or None
+        domain = canonical_domain(mailbox_domain(identity.email))
     if domain is None or domain in consumer_domains:
         suffix = uuid.uuid4().hex[:12]
         return OrganisationPlan(
@@ -87,3 +89,31 @@ def plan_organisation(
     return OrganisationPlan(
         name=label[:1].upper() + label[1:], slug=domain.replace(".", "-"), domain=domain
     )
+
+
+def mailbox_domain(email: str) -> str:
+    """The domain of an address with exactly one ``@`` and a non-empty local part."""
+    local, at, domain = email.strip().partition("@")
+    if not at or not local or "@" in domain:
+        raise LoginFailed("The e-mail address is not a single mailbox.")
+    return domain
+
+
+def canonical_domain(domain: str) -> str | None:
+    """One spelling per domain: lower case, no trailing dot, IDNA (punycode) labels.
+
+    Without it ``company.com.``, or a domain in Unicode and in punycode, would each
+    found an organisation of their own. None for no domain; LoginFailed for one
+    that is not a domain name.
+    """
+    name = domain.strip().rstrip(".").lower()
+    if not name:
+        return None
+    try:
+        ascii_name = name.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise LoginFailed("The e-mail address's domain is not valid.") from None
+    labels = ascii_name.split(".")
+    if len(labels) < 2 or not all(labels):
+        raise LoginFailed("The e-mail address's domain is not valid.")
+    return ascii_name

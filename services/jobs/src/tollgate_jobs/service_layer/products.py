@@ -9,6 +9,7 @@ dying half-way is never charged twice.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -35,6 +36,7 @@ from tollgate_jobs.domain.model import (
     fingerprint,
 )
 from tollgate_jobs.service_layer.ports import (
+    Charge,
     IdempotencyPort,
     JobsPort,
     LedgerPort,
@@ -44,7 +46,17 @@ from tollgate_jobs.service_layer.refunds import refund, refund_unrecorded
 
 logger = logging.getLogger(__name__)
 
-Action = Callable[[str], Awaitable[dict[str, Any]]]
+
+@dataclass(slots=True)
+class Attempt:
+    """One try at a paid request: its ledger reference, and whether a charge stands."""
+
+    reference: str
+    # True from the charge until a refund undoes it.
+    charged: bool = False
+
+
+Action = Callable[[Attempt], Awaitable[dict[str, Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +87,8 @@ class Products:
     async def analyse(self, caller: Principal, text: str, key: str | None) -> Answer:
         """Charge 25 credits and count the words of a text."""
 
-        async def action(reference: str) -> dict[str, Any]:
-            charge = await self._charge(caller, ANALYSE, reference)
+        async def action(attempt: Attempt) -> dict[str, Any]:
+            charge = await self._charge(caller, ANALYSE, attempt)
             return {
                 "result": text_rules.analyse(text),
                 "credits_remaining": charge.balance,
@@ -87,8 +99,8 @@ class Products:
     async def summarise(self, caller: Principal, text: str, key: str | None) -> Answer:
         """Charge 10 credits, record the job and queue it."""
 
-        async def action(reference: str) -> dict[str, Any]:
-            charge = await self._charge(caller, SUMMARISE, reference)
+        async def action(attempt: Attempt) -> dict[str, Any]:
+            charge = await self._charge(caller, SUMMARISE, attempt)
             job = Job(
                 id=uuid.uuid4(),
                 organisation_id=caller.organisation_id,
@@ -101,12 +113,14 @@ class Products:
             try:
                 job = await self._jobs.create(job)
             except Exception as error:
-                await refund_unrecorded(self._ledger, job, "the job was not recorded")
+                why = "the job was not recorded"
+                if await refund_unrecorded(self._ledger, job, why):
+                    attempt.charged = False
                 raise DependencyUnavailable(
                     "The job could not be recorded; the charge was refunded."
                 ) from error
             if job.status is JobStatus.PENDING:
-                await self._enqueue(job)
+                await self._enqueue(job, attempt)
             return {"job_id": str(job.id), "credits_remaining": charge.balance}
 
         return await self._once(caller, key, SUMMARISE, {"text": text}, action)
@@ -125,16 +139,20 @@ class Products:
             raise JobNotFound(f"No job found with ID {shown}")
         return job
 
-    async def _charge(self, caller: Principal, product: Product, reference: str):
-        return await self._ledger.charge(
+    async def _charge(
+        self, caller: Principal, product: Product, attempt: Attempt
+    ) -> Charge:
+        charge = await self._ledger.charge(
             caller.organisation_id,
             caller.user_id,
             product.price,
             product.reason,
-            reference,
+            attempt.reference,
         )
+        attempt.charged = True
+        return charge
 
-    async def _enqueue(self, job: Job) -> None:
+    async def _enqueue(self, job: Job, attempt: Attempt) -> None:
         try:
             await self._queue.enqueue(job)
         except Exception as error:
@@ -147,7 +165,8 @@ class Products:
                 JobStatus.FAILED,
                 error="The job could not be queued.",
             )
-            await refund(self._jobs, self._ledger, failed or job)
+            if await refund(self._jobs, self._ledger, failed or job):
+                attempt.charged = False
             raise DependencyUnavailable(
                 "The job queue is unavailable; the charge was refunded."
             ) from error
@@ -160,9 +179,15 @@ class Products:
         body: dict[str, Any],
         action: Action,
     ) -> Answer:
-        """Run ``action`` at most once per Idempotency-Key, replaying its outcome."""
+        """Run ``action`` at most once per Idempotency-Key, replaying its outcome.
+
+        The work runs shielded from the caller: a client that hangs up, or a
+        deadline that passes, does not stop it half-way between a charge and the
+        record of what the charge paid for.
+        """
         if key is None:
-            return Answer(await action(f"{product.endpoint}:{uuid.uuid4()}"))
+            fresh = Attempt(f"{product.endpoint}:{uuid.uuid4()}")
+            return Answer(await asyncio.shield(action(fresh)))
         org = caller.organisation_id
         claim = await self._records.claim(
             org,
@@ -173,25 +198,35 @@ class Products:
         )
         if not claim.claimed:
             return _replay(claim.existing, product, body)
+        attempt = Attempt(f"{product.endpoint}:{key}:{claim.attempt}")
+        return await asyncio.shield(self._settle(org, key, attempt, action))
 
+    async def _settle(
+        self, org: uuid.UUID, key: str, attempt: Attempt, action: Action
+    ) -> Answer:
+        """Run a claimed request and store its outcome, or free the key if it may."""
         try:
-            response = await action(f"{product.endpoint}:{key}:{claim.attempt}")
+            response = await action(attempt)
         except DomainError as error:
-            if type(error).__name__ not in REPLAYABLE:
+            if type(error).__name__ in REPLAYABLE:
+                await self._records.complete(
+                    org,
+                    key,
+                    Outcome(
+                        error_type=type(error).__name__,
+                        error_message=error.message,
+                        error_context=error.context,
+                    ),
+                )
+            elif not attempt.charged:
                 await self._records.release(org, key)
-                raise
-            await self._records.complete(
-                org,
-                key,
-                Outcome(
-                    error_type=type(error).__name__,
-                    error_message=error.message,
-                    error_context=error.context,
-                ),
-            )
             raise
-        except BaseException:
-            await self._records.release(org, key)
+        except Exception:
+            # With a charge standing the key stays claimed: the claim lapses and a
+            # retry takes it over with this attempt, so the ledger replays the
+            # charge made here instead of charging again.
+            if not attempt.charged:
+                await self._records.release(org, key)
             raise
         await self._records.complete(org, key, Outcome(body=response))
         return Answer(response)

@@ -22,7 +22,7 @@ async def fail(jobs: JobsPort, ledger: LedgerPort, job: Job, reason: str) -> Non
         await refund(jobs, ledger, failed)
 
 
-async def refund(jobs: JobsPort, ledger: LedgerPort, job: Job) -> None:
+async def refund(jobs: JobsPort, ledger: LedgerPort, job: Job) -> bool:
     """Refund a failed job's charge; on failure it stays due for the sweeper."""
     try:
         await ledger.refund(
@@ -33,13 +33,14 @@ async def refund(jobs: JobsPort, ledger: LedgerPort, job: Job) -> None:
             "refund not possible now; it stays due",
             extra={"fields": {"job_id": str(job.id)}},
         )
-        return
+        return False
     await jobs.mark_refunded(job)
     logger.info("job refunded", extra={"fields": {"job_id": str(job.id)}})
+    return True
 
 
-async def refund_unrecorded(ledger: LedgerPort, job: Job, why: str) -> None:
-    """Refund the charge of a job that could not even be recorded."""
+async def refund_unrecorded(ledger: LedgerPort, job: Job, why: str) -> bool:
+    """Refund the charge of a job that could not even be recorded; True if done."""
     try:
         await ledger.refund(
             job.organisation_id, job.charge_id, f"Refund: {SUMMARISE.endpoint} ({why})"
@@ -51,3 +52,5 @@ async def refund_unrecorded(ledger: LedgerPort, job: Job, why: str) -> None:
             "refund of an unrecorded job failed",
             extra={"fields": {"charge_id": str(job.charge_id)}},
         )
+        return False
+    return True
