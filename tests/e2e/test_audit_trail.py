@@ -51,3 +51,34 @@ async def test_transactions_record_the_user_reason_and_request_id(
     assert {t.user_id for t in page} == {me["user"]["id"]}
     assert page[-1].reason == "audited" and page[0].reason == "API call: /api/analyse"
     assert second.next_page_token == ""
+
+
+async def test_the_internal_charge_needs_the_token_of_the_organisation_it_charges(
+    running_stack: Stack, log_in, company: str
+) -> None:
+    """Without a token no one is charged; with one, only its own organisation."""
+    victim = log_in(f"ada@{company}")
+    victim.post("/api/credits/grant", json={"amount": 100, "reason": "savings"})
+    victim_org = victim.get("/api/me").json()["organisation"]["id"]
+    attacker = log_in(f"mallory@other-{company}")
+    token = attacker.headers["authorization"]
+
+    def charge(org: str) -> pb.ChargeRequest:
+        return pb.ChargeRequest(
+            organisation_id=org, user_id=victim_org, amount=7, reason="x", reference="x"
+        )
+
+    target = running_stack.config.grpc_target("ledger")
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = pb_grpc.LedgerServiceStub(channel)
+        for metadata in ((), (("authorization", token),)):
+            try:
+                await stub.Charge(charge(victim_org), metadata=metadata)
+            except grpc.aio.AioRpcError as error:
+                assert error.code() in {
+                    grpc.StatusCode.UNAUTHENTICATED,
+                    grpc.StatusCode.PERMISSION_DENIED,
+                }
+            else:
+                raise AssertionError("the charge went through")
+    assert victim.get("/api/credits/balance").json()["balance"] == 100

@@ -26,10 +26,11 @@ from tollgate_ledger.service_layer.ledger import Ledger
 async def test_an_rpc_in_flight_at_sigterm_completes_and_the_process_exits_0(
     prepared_database: StackConfig, ledger_engine: AsyncEngine
 ) -> None:
-    """A charge blocked on a row lock when SIGTERM arrives still succeeds."""
+    """A refund blocked on a row lock when SIGTERM arrives still succeeds."""
     org = uuid.uuid4()
     ledger = Ledger(functools.partial(PostgresUnitOfWork, ledger_engine))
     await ledger.grant(Movement(org, 100, "r", uuid.uuid4().hex, None, "t"))
+    charged = await ledger.charge(Movement(org, 25, "r", uuid.uuid4().hex, None, "t"))
     port = prepared_database.grpc_base_port + 900
     process = subprocess.Popen(
         [sys.executable, "-m", "tollgate_ledger.entrypoints.main"],
@@ -59,14 +60,12 @@ async def test_an_rpc_in_flight_at_sigterm_completes_and_the_process_exits_0(
                     ),
                     {"o": org},
                 )
-                charge = asyncio.ensure_future(
-                    stub.Charge(
-                        pb.ChargeRequest(
+                refund = asyncio.ensure_future(
+                    stub.Refund(
+                        pb.RefundRequest(
                             organisation_id=str(org),
-                            user_id=str(uuid.uuid4()),
-                            amount=25,
+                            charge_transaction_id=str(charged.transaction.id),
                             reason="in flight",
-                            reference="r1",
                         ),
                         timeout=15,
                     )
@@ -75,8 +74,8 @@ async def test_an_rpc_in_flight_at_sigterm_completes_and_the_process_exits_0(
                 process.send_signal(signal.SIGTERM)
                 await asyncio.sleep(0.5)
                 await holder.rollback()
-            response = await charge
-        assert response.balance == 75
+            response = await refund
+        assert response.balance == 100
         assert process.wait(timeout=15) == 0
     finally:
         if process.poll() is None:

@@ -29,7 +29,9 @@ CREDITS = Counter(
     ["kind"],
 )
 
-# Called by the other services only; the gateway does not route them.
+# Called by the other services only; the gateway does not route them. They need no
+# token of their own (Charge checks the forwarded one itself); Refund and
+# ListTransactions trust the network, as the worker that refunds has no end user.
 INTERNAL_METHODS = frozenset(
     f"/tollgate.ledger.v1.LedgerService/{name}"
     for name in ("Charge", "Refund", "ListTransactions")
@@ -81,9 +83,17 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
     async def Charge(
         self, request: pb.ChargeRequest, context: grpc.aio.ServicerContext
     ) -> pb.ChargeResponse:
-        """Charge an organisation on behalf of another service."""
+        """Charge an organisation on behalf of another service.
+
+        The calling service forwards its end user's token, and only that user's
+        organisation can be charged: a caller without one charges no one.
+        """
+        organisation_id = _uuid("organisation_id", request.organisation_id)
+        principal = _caller()
+        if principal.organisation_id != organisation_id:
+            raise Forbidden("A caller may charge only its own organisation.")
         movement = Movement(
-            organisation_id=_uuid("organisation_id", request.organisation_id),
+            organisation_id=organisation_id,
             amount=request.amount,
             reason=request.reason,
             reference=f"charge:{request.reference}",
