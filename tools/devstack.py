@@ -89,7 +89,8 @@ class StackConfig:
         """The URL a service uses: through PgBouncer when the stack has one."""
         if not self.pgbouncer_port:
             return self.database_url(role)
-        return f"postgresql+asyncpg://{role}@127.0.0.1:{self.pgbouncer_port}/{self.database}"
+        host = f"127.0.0.1:{self.pgbouncer_port}"
+        return f"postgresql+asyncpg://{role}@{host}/{self.database}"
 
 
 class Stack:
