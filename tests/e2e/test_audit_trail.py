@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grpc
+import pytest
 from devstack import Stack
 
 from tollgate.ledger.v1 import ledger_service_pb2 as pb
@@ -14,6 +15,7 @@ async def test_transactions_record_the_user_reason_and_request_id(
 ) -> None:
     """The request id a client sent through the gateway reaches the ledger's record."""
     admin = log_in(f"ada@{company}")
+    stranger = log_in(f"eve@other-{company}")
     me = admin.get("/api/me").json()
     admin.post(
         "/api/credits/grant",
@@ -31,14 +33,22 @@ async def test_transactions_record_the_user_reason_and_request_id(
     async with grpc.aio.insecure_channel(target) as channel:
         stub = pb_grpc.LedgerServiceStub(channel)
         org = me["organisation"]["id"]
+        token = (("authorization", admin.headers["authorization"]),)
         first = await stub.ListTransactions(
-            pb.ListTransactionsRequest(organisation_id=org, page_size=2)
+            pb.ListTransactionsRequest(organisation_id=org, page_size=2),
+            metadata=token,
         )
         second = await stub.ListTransactions(
             pb.ListTransactionsRequest(
                 organisation_id=org, page_size=2, page_token=first.next_page_token
-            )
+            ),
+            metadata=token,
         )
+        for metadata in ((), (("authorization", stranger.headers["authorization"]),)):
+            with pytest.raises(grpc.aio.AioRpcError):
+                await stub.ListTransactions(
+                    pb.ListTransactionsRequest(organisation_id=org), metadata=metadata
+                )
 
     page = [*first.transactions, *second.transactions]
     assert [t.kind for t in page] == ["charge", "charge", "charge", "grant"]

@@ -29,9 +29,10 @@ CREDITS = Counter(
     ["kind"],
 )
 
-# Called by the other services only; the gateway does not route them. They need no
-# token of their own (Charge checks the forwarded one itself); Refund and
-# ListTransactions trust the network, as the worker that refunds has no end user.
+# Called by the other services and operators only; the gateway does not route them.
+# They need no token of their own: Charge and ListTransactions check the caller's
+# (forwarded) one themselves; Refund trusts the network, as the worker that refunds
+# a failed job has no end user.
 INTERNAL_METHODS = frozenset(
     f"/tollgate.ledger.v1.LedgerService/{name}"
     for name in ("Charge", "Refund", "ListTransactions")
@@ -132,15 +133,19 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
     async def ListTransactions(
         self, request: pb.ListTransactionsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListTransactionsResponse:
-        """A page of an organisation's transactions with their audit trail."""
+        """A page of an organisation's transactions with their audit trail.
+
+        Only with a token of that organisation: the trail names its users.
+        """
+        organisation_id = _uuid("organisation_id", request.organisation_id)
+        if _caller().organisation_id != organisation_id:
+            raise Forbidden("Only the organisation's own token reads its trail.")
         size = request.page_size or 10
         if not 1 <= size <= 100:
             raise InvalidRequest("page_size: must be between 1 and 100")
         before = _cursor(request.page_token) if request.page_token else None
         # One more than asked says whether another page follows.
-        page = await self._ledger.transactions(
-            _uuid("organisation_id", request.organisation_id), size + 1, before
-        )
+        page = await self._ledger.transactions(organisation_id, size + 1, before)
         token = ""
         if len(page) > size:
             page = page[:size]
