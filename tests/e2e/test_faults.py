@@ -8,7 +8,6 @@ machine's shared Redis and Postgres are never touched. Each test reconciles.
 
 from __future__ import annotations
 
-import dataclasses
 import signal
 import subprocess
 import time
@@ -19,7 +18,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 import sqlalchemy as sa
-from conftest_helpers import poll_job
+from conftest_helpers import poll_job, running, side_stack
 from devclient import Person, login
 from devstack import Stack, StackConfig
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -84,15 +83,10 @@ def redis(stack_config: StackConfig) -> Iterator[RedisServer]:
 @pytest.fixture(scope="module")
 def faults(stack_config: StackConfig, redis: RedisServer) -> Iterator[Stack]:
     """A whole stack tuned for fault injection."""
-    config = dataclasses.replace(
+    config = side_stack(
         stack_config,
-        name=f"{stack_config.name}-faults",
-        gateway_port=stack_config.gateway_port + 2000,
-        admin_port=stack_config.admin_port + 2000,
-        grpc_base_port=stack_config.grpc_base_port + 2000,
-        metrics_base_port=stack_config.metrics_base_port + 2000,
-        oidc_port=stack_config.oidc_port + 2000,
-        database=f"{stack_config.database}_faults",
+        "faults",
+        2000,
         redis_url=f"redis://127.0.0.1:{redis.port}/0",
         extra_env={
             "TOLLGATE_WORKER_SLOW_DOWN_SECONDS": "1.5",
@@ -104,11 +98,8 @@ def faults(stack_config: StackConfig, redis: RedisServer) -> Iterator[Stack]:
             "TOLLGATE_SWEEP_INTERVAL_SECONDS": "0.5",
         },
     )
-    stack = Stack(config)
-    stack.down()
-    stack.up()
-    yield stack
-    stack.down()
+    with running(config) as stack:
+        yield stack
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ connection left inside a transaction, and a saturated pool answered by a fast 50
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import subprocess
 import time
 import uuid
@@ -17,34 +16,25 @@ from collections.abc import Iterator
 import asyncpg
 import httpx
 import pytest
+from conftest_helpers import log_in_to, running, side_stack
 from devstack import Stack, StackConfig
 from test_journey import (
     test_two_colleagues_share_an_organisation_and_spend_its_credits as journey,
 )
-from test_replicas import log_in_to
 
 
 @pytest.fixture(scope="module")
 def pooled(stack_config: StackConfig) -> Iterator[Stack]:
     """The platform with PgBouncer between every service and Postgres."""
-    config = dataclasses.replace(
+    config = side_stack(
         stack_config,
-        name=f"{stack_config.name}-pooled",
-        gateway_port=stack_config.gateway_port + 3000,
-        admin_port=stack_config.admin_port + 3000,
-        grpc_base_port=stack_config.grpc_base_port + 3000,
-        metrics_base_port=stack_config.metrics_base_port + 3000,
-        oidc_port=stack_config.oidc_port + 3000,
-        database=f"{stack_config.database}_pooled",
-        queue_stream=f"{stack_config.queue_stream}-pooled",
+        "pooled",
+        3000,
         pgbouncer_port=16432 + 3000 + stack_config.gateway_port - 18000,
         pgbouncer_pool_size=2,
     )
-    stack = Stack(config)
-    stack.down()
-    stack.up()
-    yield stack
-    stack.down()
+    with running(config) as stack:
+        yield stack
 
 
 def pools(stack: Stack) -> list[dict[str, str]]:

@@ -8,15 +8,13 @@ message is handed to the second worker while the first still runs it.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 import sqlalchemy as sa
-from conftest_helpers import poll_job
-from devclient import Person, login
+from conftest_helpers import log_in_to, poll_job, running, side_stack
 from devstack import Stack, StackConfig
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from test_journey import (
@@ -29,16 +27,10 @@ from tollgate_ledger.adapters.reconciliation import reconcile
 @pytest.fixture(scope="module")
 def replicas(stack_config: StackConfig) -> Iterator[Stack]:
     """The platform with two instances of every service and worker."""
-    config = dataclasses.replace(
+    config = side_stack(
         stack_config,
-        name=f"{stack_config.name}-replicas",
-        gateway_port=stack_config.gateway_port + 1000,
-        admin_port=stack_config.admin_port + 1000,
-        grpc_base_port=stack_config.grpc_base_port + 1000,
-        metrics_base_port=stack_config.metrics_base_port + 1000,
-        oidc_port=stack_config.oidc_port + 1000,
-        database=f"{stack_config.database}_replicas",
-        queue_stream=f"{stack_config.queue_stream}-replicas",
+        "replicas",
+        1000,
         replicas=2,
         extra_env={
             "TOLLGATE_WORKER_SLOW_DOWN_SECONDS": "1.5",
@@ -46,11 +38,8 @@ def replicas(stack_config: StackConfig) -> Iterator[Stack]:
             "TOLLGATE_JOB_LEASE_SECONDS": "10",
         },
     )
-    stack = Stack(config)
-    stack.down()
-    stack.up()
-    yield stack
-    stack.down()
+    with running(config) as stack:
+        yield stack
 
 
 @pytest.fixture
@@ -63,21 +52,6 @@ async def reconciled(replicas: Stack) -> AsyncIterator[AsyncEngine]:
     await ledger.dispose()
     await jobs.dispose()
     assert report.ok, report.violations
-
-
-def log_in_to(stack: Stack):  # the e2e conftest's Login
-    """A ``log_in`` for this stack, shaped like the e2e fixture of that name."""
-
-    def _log_in(email: str, **claims: object) -> httpx.Client:
-        person = Person(sub=email, email=email, name=email.split("@")[0])
-        token = login(stack.config.gateway_url, stack.config.oidc_issuer, person)
-        return httpx.Client(
-            base_url=stack.config.gateway_url,
-            headers={"authorization": f"Bearer {token['access_token']}"},
-            timeout=30,
-        )
-
-    return _log_in
 
 
 @pytest.fixture

@@ -9,21 +9,19 @@ table, anything else into ``internal_error`` with the request id, logged with it
 
 from __future__ import annotations
 
-import errno
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
-import asyncpg
 import grpc
-import sqlalchemy.exc
 from prometheus_client import Counter, Histogram
 
 from tollgate_common import errors, grpc_errors, tracing, validation
 from tollgate_common.auth import TokenVerifier, bearer_token
 from tollgate_common.context import principal_var, request_id_var, trace_id_var
+from tollgate_common.failures import unreachable
 from tollgate_common.idempotency import REPLAYED_HEADER
 from tollgate_common.ratelimit import RateLimiter
 
@@ -118,7 +116,7 @@ class CallContextInterceptor(grpc.aio.ServerInterceptor):
                 status = _abort_status(context)
                 raise
             except Exception as error:
-                if _unavailable(error):
+                if unreachable(error):
                     status = 503
                     logger.warning(
                         "%s: a dependency is unavailable", name, exc_info=True
@@ -180,50 +178,6 @@ def _tolerant(
             return _Undecodable()
 
     return deserialize
-
-
-# Failures that mean "a database, queue or service could not be reached": the call
-# may be retried, and it moved nothing, since every write is one transaction.
-_UNAVAILABLE_TYPES: tuple[type[BaseException], ...] = (
-    ConnectionError,
-    TimeoutError,
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.InterfaceError,
-    sqlalchemy.exc.TimeoutError,
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.InterfaceError,
-    # PgBouncer ends a client that waited past query_wait_timeout with 08P01.
-    asyncpg.exceptions.ProtocolViolationError,
-)
-_NETWORK_ERRNOS = {
-    errno.ECONNREFUSED,
-    errno.ECONNRESET,
-    errno.EHOSTUNREACH,
-    errno.ENETUNREACH,
-    errno.ETIMEDOUT,
-    errno.EPIPE,
-}
-_UNAVAILABLE_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
-
-
-def _unavailable(error: BaseException | None) -> bool:
-    """Whether ``error`` or anything that caused it is a failure to reach a peer."""
-    seen = 0
-    while error is not None and seen < 10:
-        if isinstance(error, _UNAVAILABLE_TYPES):
-            return True
-        if isinstance(error, OSError) and error.errno in _NETWORK_ERRNOS:
-            return True
-        if (
-            isinstance(error, grpc.aio.AioRpcError)
-            and error.code() in _UNAVAILABLE_CODES
-        ):
-            return True
-        error = error.__cause__ or error.__context__
-        seen += 1
-    return False
 
 
 def _abort_status(context: grpc.aio.ServicerContext) -> int:

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tollgate_common.errors import DependencyUnavailable
+from tollgate_common.failures import unreachable
 from tollgate_identity.domain.model import (
     Identity,
     Organisation,
@@ -59,21 +60,14 @@ _USER_WITH_ORGANISATION = sa.text(
 )
 SLUG_ATTEMPTS = 5
 
-# What a database that is down or unreachable raises, as opposed to a bug.
-_UNAVAILABLE = (
-    sa.exc.OperationalError,
-    sa.exc.InterfaceError,
-    sa.exc.TimeoutError,
-    OSError,
-    TimeoutError,
-)
-
 
 @contextlib.asynccontextmanager
 async def _available() -> AsyncIterator[None]:
     try:
         yield
-    except _UNAVAILABLE as error:
+    except Exception as error:
+        if not unreachable(error):
+            raise
         message = "The identity database cannot be reached."
         raise DependencyUnavailable(message) from error
 

@@ -131,9 +131,7 @@ class PostgresUnitOfWork:
             return None
         return CreditsAccount(organisation_id, int(balance))
 
-    async def save(
-        self, account: CreditsAccount, transaction: Transaction
-    ) -> Transaction:
+    async def save(self, transaction: Transaction) -> Transaction:
         """Insert the transaction and its entries and write the cached balance."""
         row: dict[str, Any] = {
             "id": transaction.id,

@@ -52,7 +52,7 @@ class Ledger:
             if existing is not None:
                 return Posted(check_replay(existing, movement, Kind.GRANT), True)
             transaction = account.grant(movement)
-            transaction = await uow.save(account, transaction)
+            transaction = await uow.save(transaction)
             await uow.commit()
         _log_posted(transaction)
         return Posted(transaction, False)
@@ -73,7 +73,7 @@ class Ledger:
             if existing is not None:
                 return Posted(check_replay(existing, movement, Kind.CHARGE), True)
             transaction = account.charge(movement)
-            transaction = await uow.save(account, transaction)
+            transaction = await uow.save(transaction)
             await uow.commit()
         _log_posted(transaction)
         return Posted(transaction, False)
@@ -89,7 +89,7 @@ class Ledger:
             if earlier is not None:
                 return Posted(earlier, True)
             transaction = account.refund(charge, movement)
-            transaction = await uow.save(account, transaction)
+            transaction = await uow.save(transaction)
             await uow.commit()
         _log_posted(transaction)
         return Posted(transaction, False)

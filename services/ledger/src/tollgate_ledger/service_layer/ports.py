@@ -25,9 +25,7 @@ class UnitOfWork(Protocol):
     ) -> CreditsAccount | None:
         """The credits account, locked until the end of the unit (FOR UPDATE)."""
 
-    async def save(
-        self, account: CreditsAccount, transaction: Transaction
-    ) -> Transaction:
+    async def save(self, transaction: Transaction) -> Transaction:
         """Record a transaction, its entries and the new balance; return it dated."""
 
     async def by_reference(
