@@ -1,6 +1,6 @@
 """Fixtures shared by every test: the test stack's configuration and database.
 
-The suite runs its own stack (ports 18000, 19901, 51051-51053, 19400), its own
+The suite runs its own stack (ports 18000, 19901, 26051-26053, 19400), its own
 database ``tollgate_test`` and its own Redis stream, so it never disturbs a stack
 started with ``make up`` nor reconfigures the machine's shared servers. Setting
 ``TOLLGATE_TEST_SLOT=N`` (1 to 9) moves all of it (ports + 10 N, database and stream
@@ -30,7 +30,9 @@ TEST_STACK = StackConfig(
     name=f"test{SUFFIX}",
     gateway_port=18000 + 10 * SLOT,
     admin_port=19901 + 10 * SLOT,
-    grpc_base_port=51051 + 10 * SLOT,
+    # Below the kernel's ephemeral range (32768 and up), so an outgoing
+    # connection's local port can never be holding one of them.
+    grpc_base_port=26051 + 10 * SLOT,
     metrics_base_port=19101 + 10 * SLOT,
     oidc_port=19400 + 10 * SLOT,
     database=f"tollgate_test{SUFFIX}",

@@ -51,8 +51,8 @@ def running(config: StackConfig) -> Iterator[Stack]:
     """The stack up for the block (after stopping what an earlier run left)."""
     stack = Stack(config)
     stack.down()
-    stack.up()
     try:
+        stack.up()
         yield stack
     finally:
         stack.down()
